@@ -1,0 +1,1 @@
+//! Behaviour suite shared by both adapters.

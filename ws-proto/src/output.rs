@@ -1,0 +1,210 @@
+//! The output queue: bytes waiting for the transport, plus pre-encoded shared frames.
+//!
+//! Frames this connection encodes are appended to one contiguous buffer, so a burst of replies
+//! (say, 16 pipelined echoes) goes out in one write. A [`SharedFrame`] is queued by reference:
+//! broadcasting to N connections encodes once and copies nothing per connection.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::frame::{FrameHeader, OpCode};
+
+/// A server-to-client frame encoded once and shareable between connections (broadcast, publish).
+///
+/// ```
+/// let frame = ws_proto::SharedFrame::text("hello everyone");
+/// assert_eq!(&frame.as_bytes()[..2], &[0x81, 14]);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedFrame {
+    bytes: Arc<[u8]>,
+}
+
+impl SharedFrame {
+    /// An unmasked, uncompressed, final text frame.
+    pub fn text(text: &str) -> SharedFrame {
+        Self::encode(OpCode::Text, text.as_bytes())
+    }
+
+    /// An unmasked, uncompressed, final binary frame.
+    pub fn binary(data: &[u8]) -> SharedFrame {
+        Self::encode(OpCode::Binary, data)
+    }
+
+    fn encode(opcode: OpCode, payload: &[u8]) -> SharedFrame {
+        let header = FrameHeader { fin: true, rsv: 0, opcode, mask: None, payload_len: payload.len() as u64 };
+        let mut v = Vec::with_capacity(header.encoded_len() + payload.len());
+        header.encode(&mut v);
+        v.extend_from_slice(payload);
+        SharedFrame { bytes: v.into() }
+    }
+
+    /// The encoded frame.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Encoded length.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Never true: a frame has at least a header.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+#[derive(Debug)]
+enum Chunk {
+    Owned(Vec<u8>),
+    Shared(Arc<[u8]>),
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(v) => v,
+            Chunk::Shared(a) => a,
+        }
+    }
+}
+
+/// Bytes waiting to be written, in order.
+#[derive(Debug, Default)]
+pub struct OutputQueue {
+    chunks: VecDeque<Chunk>,
+    /// Bytes of the front chunk already written.
+    head: usize,
+    len: usize,
+    /// An emptied buffer kept for reuse, so steady traffic does not allocate.
+    spare: Vec<u8>,
+}
+
+/// Above this, a drained owned buffer is freed rather than kept for reuse, so one large message
+/// does not pin memory on an idle connection.
+const KEEP_SPARE_CAPACITY: usize = 64 << 10;
+
+impl OutputQueue {
+    /// Total bytes waiting.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Nothing waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The buffer to append this connection's own bytes to (the tail, if it is owned).
+    pub fn tail_buffer(&mut self) -> &mut Vec<u8> {
+        if !matches!(self.chunks.back(), Some(Chunk::Owned(_))) {
+            let spare = std::mem::take(&mut self.spare);
+            self.chunks.push_back(Chunk::Owned(spare));
+        }
+        match self.chunks.back_mut() {
+            Some(Chunk::Owned(v)) => v,
+            _ => unreachable!("an owned tail was just ensured"),
+        }
+    }
+
+    /// Records that `n` bytes were appended to [`OutputQueue::tail_buffer`].
+    pub fn appended(&mut self, n: usize) {
+        self.len += n;
+    }
+
+    /// Queues a shared frame without copying it.
+    pub fn push_shared(&mut self, frame: &SharedFrame) {
+        self.len += frame.bytes.len();
+        self.chunks.push_back(Chunk::Shared(frame.bytes.clone()));
+    }
+
+    /// The next bytes to write (possibly only part of what is waiting).
+    pub fn front(&self) -> &[u8] {
+        match self.chunks.front() {
+            Some(c) => &c.bytes()[self.head..],
+            None => &[],
+        }
+    }
+
+    /// Fills `dst` with the waiting chunks, in order, for a vectored write; returns how many.
+    pub fn slices<'a>(&'a self, dst: &mut [&'a [u8]]) -> usize {
+        let mut n = 0;
+        for (i, c) in self.chunks.iter().enumerate() {
+            if n == dst.len() {
+                break;
+            }
+            let b = c.bytes();
+            dst[n] = if i == 0 { &b[self.head..] } else { b };
+            n += 1;
+        }
+        n
+    }
+
+    /// Drops `n` written bytes from the front.
+    pub fn consume(&mut self, mut n: usize) {
+        assert!(n <= self.len, "consumed more than was pending");
+        self.len -= n;
+        while n > 0 {
+            let front_len = self.chunks.front().map_or(0, |c| c.bytes().len()) - self.head;
+            if n < front_len {
+                self.head += n;
+                return;
+            }
+            n -= front_len;
+            self.head = 0;
+            if let Some(Chunk::Owned(mut v)) = self.chunks.pop_front() {
+                if v.capacity() <= KEEP_SPARE_CAPACITY && self.spare.capacity() == 0 {
+                    v.clear();
+                    self.spare = v;
+                }
+            }
+        }
+        if self.chunks.is_empty() {
+            self.head = 0;
+        }
+    }
+
+    /// Drops everything (abrupt close), freeing buffers.
+    pub fn clear(&mut self) {
+        self.chunks.clear();
+        self.head = 0;
+        self.len = 0;
+        self.spare = Vec::new();
+    }
+
+    /// Frees the spare buffer (for idle connections).
+    pub fn shrink(&mut self) {
+        self.spare = Vec::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_writes_coalesce_and_partial_consume_works() {
+        let mut q = OutputQueue::default();
+        q.tail_buffer().extend_from_slice(b"abc");
+        q.appended(3);
+        q.tail_buffer().extend_from_slice(b"def");
+        q.appended(3);
+        assert_eq!(q.front(), b"abcdef");
+        q.consume(2);
+        assert_eq!(q.front(), b"cdef");
+        let f = SharedFrame::binary(b"xy");
+        q.push_shared(&f);
+        q.tail_buffer().extend_from_slice(b"z");
+        q.appended(1);
+        assert_eq!(q.len(), 4 + 4 + 1);
+        let mut s: [&[u8]; 8] = [&[]; 8];
+        assert_eq!(q.slices(&mut s), 3);
+        assert_eq!(s[1], &[0x82, 2, b'x', b'y']);
+        q.consume(5);
+        assert_eq!(q.front(), &[2, b'x', b'y']);
+        q.consume(4);
+        assert!(q.is_empty());
+        assert_eq!(q.front(), b"");
+    }
+}
