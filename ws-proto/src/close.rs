@@ -143,7 +143,9 @@ mod tests {
 
     #[test]
     fn never_on_wire_codes_rejected() {
-        for c in [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535] {
+        for c in [
+            0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+        ] {
             assert_eq!(
                 ClosePayload::parse(&c.to_be_bytes()),
                 Err(ProtocolError::InvalidCloseCode(c))
@@ -166,8 +168,13 @@ mod tests {
     #[test]
     fn close_reason_must_be_utf8() {
         let mut bad = 1000u16.to_be_bytes().to_vec();
-        bad.extend_from_slice(&[0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xce, 0xbc, 0xce, 0xb5, 0xed, 0xa0, 0x80]);
-        assert_eq!(ClosePayload::parse(&bad), Err(ProtocolError::InvalidCloseReason));
+        bad.extend_from_slice(&[
+            0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xce, 0xbc, 0xce, 0xb5, 0xed, 0xa0, 0x80,
+        ]);
+        assert_eq!(
+            ClosePayload::parse(&bad),
+            Err(ProtocolError::InvalidCloseReason)
+        );
     }
 
     #[test]

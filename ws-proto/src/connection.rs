@@ -1,17 +1,1351 @@
-//! Placeholder while the state machine is written (connection_wip.rs).
-#![allow(missing_docs, dead_code)]
-use crate::error::ConnectionError;
-use crate::handshake::{Request, Response};
-pub struct Connection;
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Message { Text(String), Binary(Vec<u8>) }
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DataKind { Text, Binary }
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClosedBy { Local, Remote, Error }
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Closed { pub by: ClosedBy, pub code: u16, pub reason: String, pub error: Option<ConnectionError> }
-#[derive(Debug, Clone, Default)]
-pub struct Accept { pub protocol: Option<String>, pub headers: Vec<(String, String)> }
+//! The connection state machine: Handshaking → Open → Closing → Closed.
+//!
+//! One [`Connection`] per WebSocket, in either role. It never touches a socket or a clock:
+//! received bytes and the current time come in as arguments, and events and bytes to send come
+//! out of queues the caller drains.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::close::{CloseCode, ClosePayload, MAX_REASON_LEN};
+use crate::config::{Backpressure, Config};
+use crate::deflate::{self, DeflateParams, PerMessageDeflate};
+use crate::error::{ConnectionError, Error, HandshakeError, ProtocolError};
+use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1};
+use crate::handshake::{
+    client, server, ClientRequest, ParsedRequest, Request, RequestParser, Response, ResponseParser,
+};
+use crate::mask::apply_mask;
+use crate::output::{OutputQueue, SharedFrame};
+use crate::rng::Rng;
+use crate::utf8::Utf8Validator;
+use crate::Role;
+
+/// A complete data message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// A text message (valid UTF-8).
+    Text(String),
+    /// A binary message.
+    Binary(Vec<u8>),
+}
+
+impl Message {
+    /// The payload bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Message::Text(s) => s.as_bytes(),
+            Message::Binary(b) => b,
+        }
+    }
+
+    /// The kind of message.
+    pub fn kind(&self) -> DataKind {
+        match self {
+            Message::Text(_) => DataKind::Text,
+            Message::Binary(_) => DataKind::Binary,
+        }
+    }
+}
+
+/// Text or binary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DataKind {
+    /// UTF-8 text.
+    Text,
+    /// Arbitrary bytes.
+    Binary,
+}
+
+impl DataKind {
+    fn opcode(self) -> OpCode {
+        match self {
+            DataKind::Text => OpCode::Text,
+            DataKind::Binary => OpCode::Binary,
+        }
+    }
+}
+
+/// Who ended the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ClosedBy {
+    /// This endpoint started the close: the application, a protocol violation by the peer, a
+    /// timeout or a rejected handshake (see [`Closed::error`]).
+    Local,
+    /// The peer sent the first close frame.
+    Remote,
+    /// The transport ended (EOF, reset, abort) without a close handshake.
+    Transport,
+}
+
+/// The terminal event: exactly one per connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Closed {
+    /// Who started the close.
+    pub by: ClosedBy,
+    /// The close code of the frame that started the close (1005 when it had none, 1006 when
+    /// there was no close frame at all).
+    pub code: u16,
+    /// The reason of that frame.
+    pub reason: String,
+    /// Why, when the connection did not end by a normal close handshake.
+    pub error: Option<ConnectionError>,
+    /// Whether the close handshake completed (both close frames exchanged).
+    pub clean: bool,
+}
+
+/// The server's answer to an upgrade request: see [`Connection::accept`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Accept {
+    /// The subprotocol to select; must be one the client offered.
+    pub protocol: Option<String>,
+    /// Extra response header fields.
+    pub headers: Vec<(String, String)>,
+}
+
+/// What happened; drain with [`Connection::poll_event`] after every input or command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Server: a valid upgrade request arrived. Answer with [`Connection::accept`] or
+    /// [`Connection::respond`].
+    Request(Request),
+    /// Server: a plain HTTP request (no `Upgrade: websocket`) arrived. Answer with
+    /// [`Connection::respond`].
+    HttpRequest(Request),
+    /// Client: the server accepted the handshake.
+    Connected(Response),
+    /// A complete message (not in streaming mode).
+    Message(Message),
+    /// Streaming mode: the payload of one data frame; `fin` ends the message.
+    Fragment {
+        /// Kind of the message this fragment belongs to.
+        kind: DataKind,
+        /// The (unmasked, inflated) payload.
+        data: Vec<u8>,
+        /// Last fragment of the message.
+        fin: bool,
+    },
+    /// A ping arrived (already answered when `auto_pong` is on).
+    Ping(Vec<u8>),
+    /// A pong arrived.
+    Pong(Vec<u8>),
+    /// The connection is over. Nothing follows this event.
+    Closed(Closed),
+}
+
 #[derive(Debug)]
-pub enum Event { Request(Request), HttpRequest(Request), Connected(Response), Message(Message), Closed(Closed) }
+enum State {
+    /// Server, reading the request.
+    ServerHandshake(Box<RequestParser>),
+    /// Server, waiting for the application to accept or reject.
+    AwaitingDecision(Box<PendingRequest>),
+    /// Server, a plain HTTP request waiting for its response.
+    AwaitingHttpResponse,
+    /// Client, waiting for the response.
+    ClientHandshake(Box<ClientHandshake>),
+    Open,
+    /// We sent a close frame and wait for the peer's.
+    Closing,
+    /// Terminal; the transport may still need flushing.
+    Closed,
+}
+
+#[derive(Debug)]
+struct PendingRequest {
+    key: String,
+    protocols: Vec<String>,
+    extensions: Vec<Vec<u8>>,
+}
+
+#[derive(Debug)]
+struct ClientHandshake {
+    parser: ResponseParser,
+    key: String,
+    protocols: Vec<String>,
+}
+
+/// When the transport may be dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    Keep,
+    CloseAfterFlush,
+    CloseNow,
+}
+
+/// Where the frame decoder is.
+#[derive(Clone, Copy, Debug)]
+enum Rx {
+    Header,
+    Payload {
+        header: FrameHeader,
+        remaining: u64,
+        offset: usize,
+    },
+}
+
+/// A data message being received.
+#[derive(Debug)]
+struct Incoming {
+    kind: DataKind,
+    compressed: bool,
+    buf: Vec<u8>,
+}
+
+/// One WebSocket connection, server or client, with no I/O.
+///
+/// A tiny blocking echo server driven by hand (adapters such as ws-mio and ws-std do the same
+/// with non-blocking sockets and many connections):
+///
+/// ```no_run
+/// use std::io::{Read, Write};
+/// use std::net::TcpListener;
+/// use std::time::Instant;
+/// use ws_proto::{Accept, Config, Connection, Event, Message};
+///
+/// let listener = TcpListener::bind("127.0.0.1:9001")?;
+/// let (mut tcp, _) = listener.accept()?;
+/// let mut conn = Connection::server(Config::default(), Instant::now());
+/// let mut buf = [0u8; 8192];
+/// loop {
+///     let n = tcp.read(&mut buf)?;
+///     if n == 0 {
+///         conn.receive_eof(Instant::now());
+///     } else {
+///         conn.receive(&buf[..n], Instant::now());
+///     }
+///     while let Some(event) = conn.poll_event() {
+///         match event {
+///             Event::Request(_) => conn.accept(Accept::default()).unwrap(),
+///             Event::HttpRequest(_) => conn.respond(426, &[], b"WebSocket only").unwrap(),
+///             Event::Message(Message::Text(t)) => { let _ = conn.send_text(&t); }
+///             Event::Message(Message::Binary(b)) => { let _ = conn.send_binary(&b); }
+///             _ => {}
+///         }
+///     }
+///     while conn.wants_write() {
+///         let n = tcp.write(conn.pending_output())?;
+///         conn.consume_output(n);
+///     }
+///     if conn.should_close_transport() {
+///         break;
+///     }
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    config: Config,
+    state: State,
+    now: Instant,
+    events: VecDeque<Event>,
+    out: OutputQueue,
+    /// Received bytes not yet processed: a partial frame header, or frames that followed the
+    /// handshake while the application decides.
+    inbuf: Vec<u8>,
+    rx: Rx,
+    incoming: Option<Incoming>,
+    control: Vec<u8>,
+    utf8: Utf8Validator,
+    deflate: Option<PerMessageDeflate>,
+    /// Scratch space for unmasking compressed input and for compressing output.
+    scratch: Vec<u8>,
+    rng: Option<Rng>,
+    protocol: Option<String>,
+    /// Kind of the message being streamed out with `send_fragment`, if any.
+    sending_stream: Option<DataKind>,
+    transport: Transport,
+    /// The close frame we sent, for the Closed event when we initiated.
+    sent_close: Option<(u16, String)>,
+    handshake_deadline: Option<Instant>,
+    close_deadline: Option<Instant>,
+    last_rx: Instant,
+    pong_deadline: Option<Instant>,
+    ping_counter: u32,
+}
+
+impl Connection {
+    /// A server-side connection waiting for the client's opening request.
+    pub fn server(config: Config, now: Instant) -> Connection {
+        let parser = RequestParser::new(config.max_handshake_bytes, config.max_handshake_headers);
+        let mut c = Connection::new(
+            Role::Server,
+            config,
+            State::ServerHandshake(Box::new(parser)),
+            now,
+        );
+        c.handshake_deadline = c.config.handshake_timeout.map(|t| now + t);
+        c
+    }
+
+    /// A client-side connection; the opening request is queued for sending at once.
+    ///
+    /// `seed` seeds the generator of the handshake key and the masking keys: pass fresh OS
+    /// randomness (never a constant).
+    pub fn client(
+        config: Config,
+        request: ClientRequest,
+        seed: [u8; 32],
+        now: Instant,
+    ) -> Connection {
+        let mut rng = Rng::from_seed(seed);
+        let key = client::key_from_nonce(rng.nonce());
+        let offer = deflate::client_offer(&config.deflate);
+        let parser = ResponseParser::new(config.max_handshake_bytes, config.max_handshake_headers);
+        let hs = ClientHandshake {
+            parser,
+            key,
+            protocols: request.protocols.clone(),
+        };
+        let mut c = Connection::new(
+            Role::Client,
+            config,
+            State::ClientHandshake(Box::new(hs)),
+            now,
+        );
+        if let State::ClientHandshake(hs) = &c.state {
+            let buf = c.out.tail_buffer();
+            let before = buf.len();
+            client::build_request(&request, &hs.key, offer.as_deref(), buf);
+            let n = buf.len() - before;
+            c.out.appended(n);
+        }
+        c.rng = Some(rng);
+        c.handshake_deadline = c.config.handshake_timeout.map(|t| now + t);
+        c
+    }
+
+    /// A connection whose HTTP upgrade was done elsewhere (for example by an HTTP server that
+    /// hands over the socket): it starts open, with the given permessage-deflate agreement.
+    /// `seed` seeds the masking keys of a client (ignored for a server).
+    pub fn from_upgraded(
+        role: Role,
+        config: Config,
+        deflate: Option<DeflateParams>,
+        seed: [u8; 32],
+        now: Instant,
+    ) -> Connection {
+        let mut c = Connection::new(role, config, State::Open, now);
+        c.deflate = deflate.map(|p| PerMessageDeflate::new(p, role, &c.config.deflate));
+        if role == Role::Client {
+            c.rng = Some(Rng::from_seed(seed));
+        }
+        c
+    }
+
+    fn new(role: Role, config: Config, state: State, now: Instant) -> Connection {
+        Connection {
+            role,
+            config,
+            state,
+            now,
+            events: VecDeque::new(),
+            out: OutputQueue::default(),
+            inbuf: Vec::new(),
+            rx: Rx::Header,
+            incoming: None,
+            control: Vec::new(),
+            utf8: Utf8Validator::default(),
+            deflate: None,
+            scratch: Vec::new(),
+            rng: None,
+            protocol: None,
+            sending_stream: None,
+            transport: Transport::Keep,
+            sent_close: None,
+            handshake_deadline: None,
+            close_deadline: None,
+            last_rx: now,
+            pong_deadline: None,
+            ping_counter: 0,
+        }
+    }
+
+    // ----- queries -----
+
+    /// This connection's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Messages may be sent (handshake done, no close frame sent or received).
+    pub fn is_open(&self) -> bool {
+        matches!(self.state, State::Open)
+    }
+
+    /// The terminal `Closed` event has been produced.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// The subprotocol agreed in the handshake.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// The permessage-deflate parameters agreed in the handshake.
+    pub fn deflate_params(&self) -> Option<DeflateParams> {
+        self.deflate.as_ref().map(|d| d.params())
+    }
+
+    /// Bytes queued for the transport.
+    pub fn buffered_amount(&self) -> usize {
+        self.out.len()
+    }
+
+    /// There are bytes to write.
+    pub fn wants_write(&self) -> bool {
+        !self.out.is_empty() && self.transport != Transport::CloseNow
+    }
+
+    /// The IO layer should close the transport now (after writing nothing more).
+    pub fn should_close_transport(&self) -> bool {
+        match self.transport {
+            Transport::Keep => false,
+            Transport::CloseAfterFlush => self.out.is_empty(),
+            Transport::CloseNow => true,
+        }
+    }
+
+    // ----- output -----
+
+    /// The next bytes to write. May be only part of what is pending (see
+    /// [`Connection::output_slices`] for a vectored write).
+    pub fn pending_output(&self) -> &[u8] {
+        if self.transport == Transport::CloseNow {
+            return &[];
+        }
+        self.out.front()
+    }
+
+    /// Fills `dst` with the pending chunks in order, for `write_vectored`; returns how many.
+    pub fn output_slices<'a>(&'a self, dst: &mut [&'a [u8]]) -> usize {
+        if self.transport == Transport::CloseNow {
+            return 0;
+        }
+        self.out.slices(dst)
+    }
+
+    /// Reports that `n` bytes of the pending output were written.
+    pub fn consume_output(&mut self, n: usize) {
+        self.out.consume(n);
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // ----- timers -----
+
+    /// The earliest moment [`Connection::handle_timeout`] must be called, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let keepalive = match (&self.state, self.config.keepalive_interval) {
+            (State::Open, Some(interval)) if self.pong_deadline.is_none() => {
+                Some(self.last_rx + interval)
+            }
+            _ => None,
+        };
+        [
+            self.handshake_deadline,
+            self.close_deadline,
+            self.pong_deadline,
+            keepalive,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Runs the timers that are due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        if self.handshake_deadline.is_some_and(|d| d <= now) {
+            self.handshake_deadline = None;
+            if self.in_handshake() {
+                self.fail_handshake(HandshakeError::Timeout, false);
+                return;
+            }
+        }
+        if self.close_deadline.is_some_and(|d| d <= now) {
+            self.close_deadline = None;
+            match self.state {
+                State::Closing => {
+                    self.transport = Transport::CloseNow;
+                    let (code, reason) = self
+                        .sent_close
+                        .clone()
+                        .unwrap_or((CloseCode::ABNORMAL_CLOSURE, String::new()));
+                    self.finish(
+                        ClosedBy::Local,
+                        code,
+                        reason,
+                        Some(ConnectionError::CloseTimeout),
+                        false,
+                    );
+                }
+                State::Closed => self.transport = Transport::CloseNow,
+                _ => {}
+            }
+        }
+        if self.pong_deadline.is_some_and(|d| d <= now) {
+            self.pong_deadline = None;
+            if matches!(self.state, State::Open) {
+                self.fail_local(
+                    CloseCode::INTERNAL_ERROR,
+                    "keepalive ping timeout",
+                    ConnectionError::KeepaliveTimeout,
+                    Transport::CloseNow,
+                );
+                return;
+            }
+        }
+        if let (State::Open, Some(interval), None) = (
+            &self.state,
+            self.config.keepalive_interval,
+            self.pong_deadline,
+        ) {
+            if self.last_rx + interval <= now {
+                self.ping_counter = self.ping_counter.wrapping_add(1);
+                let payload = self.ping_counter.to_be_bytes();
+                self.write_frame(OpCode::Ping, true, 0, &payload);
+                self.pong_deadline = Some(now + self.config.keepalive_timeout);
+            }
+        }
+    }
+
+    // ----- input -----
+
+    /// Feeds bytes received from the peer.
+    pub fn receive(&mut self, data: &[u8], now: Instant) {
+        self.now = now;
+        match &mut self.state {
+            State::ServerHandshake(parser) => match parser.push(data) {
+                Ok(None) => {}
+                Ok(Some((parsed, used))) => {
+                    self.inbuf.extend_from_slice(&data[used..]);
+                    self.handshake_deadline = None;
+                    match parsed {
+                        ParsedRequest::Upgrade(req) => {
+                            let pending = PendingRequest {
+                                key: req.key.clone(),
+                                protocols: req.protocols.clone(),
+                                extensions: req
+                                    .extension_headers()
+                                    .into_iter()
+                                    .map(<[u8]>::to_vec)
+                                    .collect(),
+                            };
+                            self.state = State::AwaitingDecision(Box::new(pending));
+                            self.events.push_back(Event::Request(req));
+                        }
+                        ParsedRequest::Plain(req) => {
+                            self.state = State::AwaitingHttpResponse;
+                            self.events.push_back(Event::HttpRequest(req));
+                        }
+                    }
+                }
+                Err(e) => self.fail_handshake(e, true),
+            },
+            State::AwaitingDecision(_) | State::AwaitingHttpResponse => {
+                // Frames sent right after the request wait for the decision; bound them so a
+                // client cannot make us buffer without limit meanwhile.
+                if self.inbuf.len() + data.len()
+                    <= self.config.max_frame_size.saturating_add(MAX_HEADER_LEN)
+                {
+                    self.inbuf.extend_from_slice(data);
+                }
+            }
+            State::ClientHandshake(hs) => match hs.parser.push(data) {
+                Ok(None) => {}
+                Ok(Some((resp, used))) => self.finish_client_handshake(resp, &data[used..]),
+                Err(e) => self.fail_handshake(e, false),
+            },
+            State::Open | State::Closing => {
+                self.last_rx = now;
+                self.pong_deadline = None;
+                self.process_input(data);
+            }
+            State::Closed => {}
+        }
+    }
+
+    /// The transport reached end of stream (or failed).
+    pub fn receive_eof(&mut self, now: Instant) {
+        self.now = now;
+        self.transport = Transport::CloseNow;
+        match self.state {
+            State::Closed => {}
+            State::ServerHandshake(_)
+            | State::AwaitingDecision(_)
+            | State::AwaitingHttpResponse
+            | State::ClientHandshake(_) => {
+                self.finish(
+                    ClosedBy::Transport,
+                    CloseCode::ABNORMAL_CLOSURE,
+                    String::new(),
+                    Some(HandshakeError::Eof.into()),
+                    false,
+                );
+            }
+            State::Open | State::Closing => {
+                self.finish(
+                    ClosedBy::Transport,
+                    CloseCode::ABNORMAL_CLOSURE,
+                    String::new(),
+                    Some(ConnectionError::Eof),
+                    false,
+                );
+            }
+        }
+    }
+
+    /// Drops the connection at once (abrupt shutdown): discards pending output and produces the
+    /// `Closed` event if it was not produced yet.
+    pub fn abort(&mut self) {
+        self.out.clear();
+        self.transport = Transport::CloseNow;
+        if !self.is_closed() {
+            self.finish(
+                ClosedBy::Local,
+                CloseCode::ABNORMAL_CLOSURE,
+                String::new(),
+                None,
+                false,
+            );
+        }
+    }
+
+    fn in_handshake(&self) -> bool {
+        matches!(
+            self.state,
+            State::ServerHandshake(_)
+                | State::AwaitingDecision(_)
+                | State::AwaitingHttpResponse
+                | State::ClientHandshake(_)
+        )
+    }
+
+    // ----- handshake -----
+
+    /// Server: accepts the pending upgrade request, negotiating extensions.
+    ///
+    /// Frames that arrived right behind the request are processed now.
+    pub fn accept(&mut self, accept: Accept) -> Result<(), Error> {
+        let State::AwaitingDecision(pending) = &self.state else {
+            return Err(Error::NoPendingHandshake);
+        };
+        if let Some(p) = &accept.protocol {
+            if !pending.protocols.iter().any(|o| o == p) {
+                return Err(Error::UnofferedProtocol);
+            }
+        }
+        let ext_refs: Vec<&[u8]> = pending.extensions.iter().map(Vec::as_slice).collect();
+        let negotiated = if self.config.deflate.enabled && !ext_refs.is_empty() {
+            deflate::negotiate_server(&self.config.deflate, &ext_refs)
+        } else {
+            None
+        };
+        let key = pending.key.clone();
+        let ext_header = negotiated.as_ref().map(|(_, h)| h.clone());
+        self.deflate = negotiated
+            .map(|(params, _)| PerMessageDeflate::new(params, Role::Server, &self.config.deflate));
+        let buf = self.out.tail_buffer();
+        let before = buf.len();
+        server::response_101(
+            &key,
+            accept.protocol.as_deref(),
+            ext_header.as_deref(),
+            &accept.headers,
+            buf,
+        );
+        let n = buf.len() - before;
+        self.out.appended(n);
+        self.protocol = accept.protocol;
+        self.state = State::Open;
+        self.last_rx = self.now;
+        let pending_input = std::mem::take(&mut self.inbuf);
+        if !pending_input.is_empty() {
+            self.process_input(&pending_input);
+        }
+        Ok(())
+    }
+
+    /// Server: answers the pending request with an HTTP response and ends the connection after it
+    /// is written. Rejects an upgrade request, or serves a plain HTTP request (a page on the same
+    /// port). `Content-Length` and `Connection: close` are added.
+    pub fn respond(
+        &mut self,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<(), Error> {
+        if !matches!(
+            self.state,
+            State::AwaitingDecision(_) | State::AwaitingHttpResponse
+        ) {
+            return Err(Error::NoPendingHandshake);
+        }
+        let buf = self.out.tail_buffer();
+        let before = buf.len();
+        server::http_response(status, headers, body, buf);
+        let n = buf.len() - before;
+        self.out.appended(n);
+        self.inbuf = Vec::new();
+        self.enter_close_after_flush();
+        self.finish(
+            ClosedBy::Local,
+            CloseCode::ABNORMAL_CLOSURE,
+            String::new(),
+            None,
+            false,
+        );
+        Ok(())
+    }
+
+    fn finish_client_handshake(&mut self, resp: Response, rest: &[u8]) {
+        let State::ClientHandshake(hs) = &self.state else {
+            return;
+        };
+        if let Err(e) = resp.validate(&hs.key, &hs.protocols) {
+            self.fail_handshake(e, false);
+            return;
+        }
+        let ext = resp.extension_headers();
+        match deflate::accept_response(&self.config.deflate, &ext) {
+            Ok(params) => {
+                self.deflate =
+                    params.map(|p| PerMessageDeflate::new(p, Role::Client, &self.config.deflate));
+            }
+            Err(e) => {
+                self.fail_handshake(e, false);
+                return;
+            }
+        }
+        self.protocol = resp.protocol.clone();
+        self.handshake_deadline = None;
+        self.state = State::Open;
+        self.last_rx = self.now;
+        self.events.push_back(Event::Connected(resp));
+        if !rest.is_empty() {
+            self.process_input(rest);
+        }
+    }
+
+    fn fail_handshake(&mut self, e: HandshakeError, send_status: bool) {
+        if send_status && self.role == Role::Server {
+            let buf = self.out.tail_buffer();
+            let before = buf.len();
+            server::http_response(e.status(), &[], e.to_string().as_bytes(), buf);
+            let n = buf.len() - before;
+            self.out.appended(n);
+            self.enter_close_after_flush();
+        } else {
+            self.transport = Transport::CloseNow;
+        }
+        self.inbuf = Vec::new();
+        self.finish(
+            ClosedBy::Local,
+            CloseCode::ABNORMAL_CLOSURE,
+            String::new(),
+            Some(e.into()),
+            false,
+        );
+    }
+
+    // ----- frames in -----
+
+    fn process_input(&mut self, data: &[u8]) {
+        if self.inbuf.is_empty() {
+            let used = self.process_frames(data);
+            if used < data.len() && self.accepting_frames() {
+                self.inbuf.extend_from_slice(&data[used..]);
+            }
+        } else {
+            let mut buf = std::mem::take(&mut self.inbuf);
+            buf.extend_from_slice(data);
+            let used = self.process_frames(&buf);
+            buf.drain(..used);
+            if self.accepting_frames() {
+                self.inbuf = buf;
+            }
+        }
+    }
+
+    fn accepting_frames(&self) -> bool {
+        matches!(self.state, State::Open | State::Closing)
+    }
+
+    /// Decodes as much of `buf` as possible; returns how many bytes were used. Payload bytes are
+    /// consumed as they arrive (only a partial header is ever left over), so a large frame is
+    /// never buffered twice.
+    fn process_frames(&mut self, buf: &[u8]) -> usize {
+        let mut pos = 0;
+        while self.accepting_frames() {
+            match self.rx {
+                Rx::Header => {
+                    let header = match FrameHeader::decode(&buf[pos..]) {
+                        Ok(Some((h, n))) => {
+                            pos += n;
+                            h
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            self.fail_protocol(e);
+                            break;
+                        }
+                    };
+                    if let Err(e) = self.on_header(&header) {
+                        self.fail_protocol(e);
+                        break;
+                    }
+                    if header.payload_len == 0 {
+                        self.on_frame_end(&header);
+                    } else {
+                        self.rx = Rx::Payload {
+                            header,
+                            remaining: header.payload_len,
+                            offset: 0,
+                        };
+                    }
+                }
+                Rx::Payload {
+                    header,
+                    remaining,
+                    offset,
+                } => {
+                    let avail = buf.len() - pos;
+                    if avail == 0 {
+                        break;
+                    }
+                    let take = remaining.min(avail as u64) as usize;
+                    let chunk = &buf[pos..pos + take];
+                    pos += take;
+                    if let Err(e) = self.on_payload(&header, chunk, offset) {
+                        self.fail_protocol(e);
+                        break;
+                    }
+                    let remaining = remaining - take as u64;
+                    if remaining == 0 {
+                        self.rx = Rx::Header;
+                        self.on_frame_end(&header);
+                    } else {
+                        self.rx = Rx::Payload {
+                            header,
+                            remaining,
+                            offset: offset + take,
+                        };
+                    }
+                }
+            }
+        }
+        pos
+    }
+
+    fn on_header(&mut self, h: &FrameHeader) -> Result<(), ProtocolError> {
+        match (self.role, h.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        if h.rsv & !RSV1 != 0 || (h.rsv & RSV1 != 0 && self.deflate.is_none()) {
+            return Err(ProtocolError::ReservedBits);
+        }
+        let compressed = h.rsv & RSV1 != 0;
+        if h.opcode.is_control() {
+            if compressed {
+                return Err(ProtocolError::CompressedControlOrContinuation);
+            }
+            if !h.fin {
+                return Err(ProtocolError::FragmentedControlFrame);
+            }
+            if h.payload_len > MAX_CONTROL_PAYLOAD as u64 {
+                return Err(ProtocolError::ControlFrameTooLong);
+            }
+            self.control.clear();
+            return Ok(());
+        }
+        if h.payload_len > self.config.max_frame_size as u64 {
+            return Err(ProtocolError::FrameTooLarge {
+                size: h.payload_len,
+                limit: self.config.max_frame_size,
+            });
+        }
+        match (h.opcode, &self.incoming) {
+            (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+            (OpCode::Continuation, Some(_)) if compressed => {
+                return Err(ProtocolError::CompressedControlOrContinuation)
+            }
+            (OpCode::Text | OpCode::Binary, Some(_)) => {
+                return Err(ProtocolError::ExpectedContinuation)
+            }
+            _ => {}
+        }
+        if matches!(h.opcode, OpCode::Text | OpCode::Binary) {
+            let kind = if h.opcode == OpCode::Text {
+                DataKind::Text
+            } else {
+                DataKind::Binary
+            };
+            self.utf8.reset();
+            self.incoming = Some(Incoming {
+                kind,
+                compressed,
+                buf: Vec::new(),
+            });
+        }
+        let limit = self.config.max_message_size;
+        let streaming = self.config.streaming;
+        let incoming = self.incoming.as_mut().expect("a message is in progress");
+        if !incoming.compressed {
+            let total = if streaming {
+                0
+            } else {
+                incoming.buf.len() as u64
+            } + h.payload_len;
+            if total > limit as u64 {
+                return Err(ProtocolError::MessageTooLarge { limit });
+            }
+            // The length is within the limits checked above, so reserving it is bounded.
+            incoming.buf.reserve(h.payload_len as usize);
+        }
+        Ok(())
+    }
+
+    fn on_payload(
+        &mut self,
+        h: &FrameHeader,
+        chunk: &[u8],
+        offset: usize,
+    ) -> Result<(), ProtocolError> {
+        let key = h.mask;
+        if h.opcode.is_control() {
+            let start = self.control.len();
+            self.control.extend_from_slice(chunk);
+            if let Some(k) = key {
+                apply_mask(&mut self.control[start..], k, offset);
+            }
+            return Ok(());
+        }
+        let limit = self.config.max_message_size;
+        let incoming = self.incoming.as_mut().expect("a message is in progress");
+        let start = incoming.buf.len();
+        if incoming.compressed {
+            self.scratch.clear();
+            self.scratch.extend_from_slice(chunk);
+            if let Some(k) = key {
+                apply_mask(&mut self.scratch, k, offset);
+            }
+            let deflate = self
+                .deflate
+                .as_mut()
+                .expect("compressed frames need deflate");
+            deflate.decompress(&self.scratch, &mut incoming.buf, limit)?;
+        } else {
+            incoming.buf.extend_from_slice(chunk);
+            if let Some(k) = key {
+                apply_mask(&mut incoming.buf[start..], k, offset);
+            }
+        }
+        if incoming.kind == DataKind::Text {
+            self.utf8
+                .feed(&incoming.buf[start..])
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        Ok(())
+    }
+
+    fn on_frame_end(&mut self, h: &FrameHeader) {
+        match h.opcode {
+            OpCode::Ping => {
+                let payload = std::mem::take(&mut self.control);
+                if self.config.auto_pong && matches!(self.state, State::Open) {
+                    self.write_frame(OpCode::Pong, true, 0, &payload);
+                }
+                self.events.push_back(Event::Ping(payload));
+            }
+            OpCode::Pong => {
+                let payload = std::mem::take(&mut self.control);
+                self.events.push_back(Event::Pong(payload));
+            }
+            OpCode::Close => self.on_close_frame(),
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                if let Err(e) = self.on_data_frame_end(h.fin) {
+                    self.fail_protocol(e);
+                }
+            }
+        }
+    }
+
+    fn on_data_frame_end(&mut self, fin: bool) -> Result<(), ProtocolError> {
+        let limit = self.config.max_message_size;
+        let incoming = self.incoming.as_mut().expect("a message is in progress");
+        if fin && incoming.compressed {
+            let start = incoming.buf.len();
+            let deflate = self
+                .deflate
+                .as_mut()
+                .expect("compressed frames need deflate");
+            deflate.finish_message(&mut incoming.buf, limit)?;
+            if incoming.kind == DataKind::Text {
+                self.utf8
+                    .feed(&incoming.buf[start..])
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+        }
+        if fin && incoming.kind == DataKind::Text {
+            self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        if self.config.streaming {
+            let kind = incoming.kind;
+            let data = std::mem::take(&mut incoming.buf);
+            if fin {
+                self.incoming = None;
+            }
+            self.events.push_back(Event::Fragment { kind, data, fin });
+        } else if fin {
+            let incoming = self.incoming.take().expect("a message is in progress");
+            let msg = match incoming.kind {
+                // Validated incrementally above; this second check is a cheap safety net.
+                DataKind::Text => Message::Text(
+                    String::from_utf8(incoming.buf).map_err(|_| ProtocolError::InvalidUtf8)?,
+                ),
+                DataKind::Binary => Message::Binary(incoming.buf),
+            };
+            self.events.push_back(Event::Message(msg));
+        }
+        Ok(())
+    }
+
+    fn on_close_frame(&mut self) {
+        let payload = match ClosePayload::parse(&self.control) {
+            Ok(p) => p,
+            Err(e) => {
+                self.fail_protocol(e);
+                return;
+            }
+        };
+        self.control = Vec::new();
+        match self.state {
+            State::Open => {
+                // Echo the status code (RFC 6455 §5.5.1); an empty close is answered empty.
+                let mut reply = Vec::with_capacity(2);
+                if let ClosePayload::Code(code, _) = &payload {
+                    reply.extend_from_slice(&code.as_u16().to_be_bytes());
+                }
+                self.write_frame(OpCode::Close, true, 0, &reply);
+                self.after_close_handshake();
+                self.finish(
+                    ClosedBy::Remote,
+                    payload.code_u16(),
+                    payload.reason().to_owned(),
+                    None,
+                    true,
+                );
+            }
+            State::Closing => {
+                self.after_close_handshake();
+                let (code, reason) = self.sent_close.clone().unwrap_or_default();
+                self.finish(ClosedBy::Local, code, reason, None, true);
+            }
+            _ => {}
+        }
+    }
+
+    /// The close handshake is complete: the server drops TCP first (RFC 6455 §7.1.1); the client
+    /// waits for that, but not forever.
+    fn after_close_handshake(&mut self) {
+        match self.role {
+            Role::Server => self.enter_close_after_flush(),
+            Role::Client => {
+                self.transport = Transport::Keep;
+                self.close_deadline = Some(self.now + self.config.close_timeout);
+            }
+        }
+    }
+
+    fn enter_close_after_flush(&mut self) {
+        self.transport = Transport::CloseAfterFlush;
+        // A peer that never reads must not keep us waiting for the flush.
+        self.close_deadline = Some(self.now + self.config.close_timeout);
+    }
+
+    /// Fails the connection for a peer violation: close frame with the mapped code, then drop.
+    fn fail_protocol(&mut self, e: ProtocolError) {
+        let code = e.close_code();
+        let reason = e.to_string();
+        self.fail_local(code, &reason, e.into(), Transport::CloseAfterFlush);
+    }
+
+    fn fail_local(
+        &mut self,
+        code: CloseCode,
+        reason: &str,
+        error: ConnectionError,
+        transport: Transport,
+    ) {
+        if self.is_closed() {
+            return;
+        }
+        let mut reason = reason.to_owned();
+        truncate_utf8(&mut reason, MAX_REASON_LEN);
+        if matches!(self.state, State::Open) {
+            let mut payload = Vec::with_capacity(2 + reason.len());
+            ClosePayload::Code(code, reason.clone()).encode(&mut payload);
+            self.write_frame(OpCode::Close, true, 0, &payload);
+        }
+        let (code, reason) = match (&self.state, &self.sent_close) {
+            (State::Closing, Some(sent)) => sent.clone(),
+            _ => (code.as_u16(), reason),
+        };
+        self.incoming = None;
+        self.inbuf = Vec::new();
+        if transport == Transport::CloseNow {
+            self.transport = Transport::CloseNow;
+        } else {
+            self.enter_close_after_flush();
+        }
+        self.finish(ClosedBy::Local, code, reason, Some(error), false);
+    }
+
+    /// Enters the terminal state and emits the one `Closed` event.
+    fn finish(
+        &mut self,
+        by: ClosedBy,
+        code: u16,
+        reason: String,
+        error: Option<ConnectionError>,
+        clean: bool,
+    ) {
+        if self.is_closed() {
+            return;
+        }
+        self.state = State::Closed;
+        self.incoming = None;
+        self.pong_deadline = None;
+        self.handshake_deadline = None;
+        self.control = Vec::new();
+        self.scratch = Vec::new();
+        if self.transport == Transport::CloseNow {
+            self.out.clear();
+        }
+        self.events.push_back(Event::Closed(Closed {
+            by,
+            code,
+            reason,
+            error,
+            clean,
+        }));
+    }
+
+    // ----- frames out -----
+
+    /// Sends a text message.
+    pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.send_message(DataKind::Text, text.as_bytes())
+    }
+
+    /// Sends a binary message.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.send_message(DataKind::Binary, data)
+    }
+
+    /// Sends a message of either kind.
+    pub fn send(&mut self, message: &Message) -> Result<(), Error> {
+        self.send_message(message.kind(), message.as_bytes())
+    }
+
+    fn check_can_send_data(&self) -> Result<(), Error> {
+        match self.state {
+            State::Open => Ok(()),
+            State::Closing | State::Closed if self.sent_close.is_some() => {
+                Err(Error::AlreadyClosing)
+            }
+            _ => Err(Error::NotOpen),
+        }
+    }
+
+    /// Applies the backpressure policy before queueing `len` more bytes.
+    fn admit(&mut self, len: usize) -> Result<(), Error> {
+        if self.out.is_empty() || self.out.len() + len <= self.config.max_buffered_output {
+            return Ok(());
+        }
+        if self.config.backpressure == Backpressure::Close {
+            self.fail_local(
+                CloseCode::POLICY_VIOLATION,
+                "output buffer limit exceeded",
+                ConnectionError::OutputOverflow,
+                Transport::CloseAfterFlush,
+            );
+        }
+        Err(Error::BufferFull)
+    }
+
+    fn send_message(&mut self, kind: DataKind, payload: &[u8]) -> Result<(), Error> {
+        self.check_can_send_data()?;
+        if self.sending_stream.is_some() {
+            return Err(Error::StreamState);
+        }
+        let mut compressed = std::mem::take(&mut self.scratch);
+        compressed.clear();
+        let use_deflate = match self.deflate.as_mut() {
+            Some(d) => d.compress(payload, &mut compressed),
+            None => false,
+        };
+        let body: &[u8] = if use_deflate { &compressed } else { payload };
+        let result = self.admit(body.len() + MAX_HEADER_LEN).map(|()| {
+            self.write_data(
+                kind.opcode(),
+                body,
+                if use_deflate { RSV1 } else { 0 },
+                true,
+            );
+        });
+        if compressed.capacity() <= 64 << 10 {
+            self.scratch = compressed;
+        }
+        result
+    }
+
+    /// Writes a data message, split into frames of at most `outgoing_frame_size` bytes.
+    fn write_data(&mut self, opcode: OpCode, payload: &[u8], rsv: u8, fin: bool) {
+        let max = self.config.outgoing_frame_size.max(1);
+        if payload.len() <= max {
+            self.write_frame(opcode, fin, rsv, payload);
+            return;
+        }
+        let mut chunks = payload.chunks(max).peekable();
+        let mut first = true;
+        while let Some(chunk) = chunks.next() {
+            let last = chunks.peek().is_none();
+            let op = if first { opcode } else { OpCode::Continuation };
+            self.write_frame(op, fin && last, if first { rsv } else { 0 }, chunk);
+            first = false;
+        }
+    }
+
+    /// Encodes one frame into the output buffer, masking it in place for a client.
+    fn write_frame(&mut self, opcode: OpCode, fin: bool, rsv: u8, payload: &[u8]) {
+        let mask = self.rng.as_mut().map(Rng::mask_key);
+        let header = FrameHeader {
+            fin,
+            rsv,
+            opcode,
+            mask,
+            payload_len: payload.len() as u64,
+        };
+        let buf = self.out.tail_buffer();
+        let before = buf.len();
+        buf.reserve(MAX_HEADER_LEN + payload.len());
+        header.encode(buf);
+        let start = buf.len();
+        buf.extend_from_slice(payload);
+        if let Some(k) = mask {
+            apply_mask(&mut buf[start..], k, 0);
+        }
+        let n = buf.len() - before;
+        self.out.appended(n);
+    }
+
+    /// Queues a pre-encoded frame shared with other connections (server only).
+    pub fn send_shared(&mut self, frame: &SharedFrame) -> Result<(), Error> {
+        if self.role == Role::Client {
+            return Err(Error::SharedFrameFromClient);
+        }
+        self.check_can_send_data()?;
+        if self.sending_stream.is_some() {
+            return Err(Error::StreamState);
+        }
+        self.admit(frame.len())?;
+        self.out.push_shared(frame);
+        Ok(())
+    }
+
+    /// Streams a message of unknown size: the first call starts a message of `kind`, later calls
+    /// continue it (their `kind` is ignored), and `fin` ends it. Fragments are not compressed.
+    /// Control frames may be sent between fragments.
+    pub fn send_fragment(&mut self, kind: DataKind, data: &[u8], fin: bool) -> Result<(), Error> {
+        self.check_can_send_data()?;
+        self.admit(data.len() + MAX_HEADER_LEN)?;
+        let opcode = if self.sending_stream.is_some() {
+            OpCode::Continuation
+        } else {
+            kind.opcode()
+        };
+        if self.sending_stream.is_none() && !fin {
+            self.sending_stream = Some(kind);
+        } else if fin {
+            self.sending_stream = None;
+        }
+        if data.len() <= self.config.outgoing_frame_size.max(1) {
+            self.write_frame(opcode, fin, 0, data);
+        } else {
+            self.write_data(opcode, data, 0, fin);
+        }
+        Ok(())
+    }
+
+    /// Sends a ping (payload of at most 125 bytes). Never dropped by backpressure.
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.send_control(OpCode::Ping, payload)
+    }
+
+    /// Sends an unsolicited pong (payload of at most 125 bytes).
+    pub fn pong(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.send_control(OpCode::Pong, payload)
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
+        self.check_can_send_data()?;
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(Error::ControlPayloadTooLong);
+        }
+        self.write_frame(opcode, true, 0, payload);
+        Ok(())
+    }
+
+    /// Starts the close handshake with `code` and `reason` (at most 123 bytes). Nothing more can
+    /// be sent afterwards; data still arriving is delivered until the peer's close frame.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.check_can_send_data()?;
+        if reason.len() > MAX_REASON_LEN {
+            return Err(Error::ReasonTooLong);
+        }
+        let mut payload = Vec::with_capacity(2 + reason.len());
+        ClosePayload::Code(code, reason.to_owned()).encode(&mut payload);
+        self.write_frame(OpCode::Close, true, 0, &payload);
+        self.sent_close = Some((code.as_u16(), reason.to_owned()));
+        self.sending_stream = None;
+        self.state = State::Closing;
+        self.close_deadline = Some(self.now + self.config.close_timeout);
+        Ok(())
+    }
+
+    /// Approximate heap bytes held by this connection's buffers (for memory accounting).
+    pub fn buffer_capacity(&self) -> usize {
+        self.inbuf.capacity()
+            + self.control.capacity()
+            + self.scratch.capacity()
+            + self.incoming.as_ref().map_or(0, |i| i.buf.capacity())
+    }
+
+    /// Time since the last byte from the peer, as of the last input.
+    pub fn idle_for(&self) -> Duration {
+        self.now.saturating_duration_since(self.last_rx)
+    }
+}
+
+fn truncate_utf8(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}

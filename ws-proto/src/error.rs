@@ -224,9 +224,22 @@ mod tests {
     #[test]
     fn violations_map_to_rfc_close_codes() {
         assert_eq!(ProtocolError::InvalidUtf8.close_code().as_u16(), 1007);
-        assert_eq!(ProtocolError::InvalidCloseReason.close_code().as_u16(), 1007);
-        assert_eq!(ProtocolError::MessageTooLarge { limit: 1 }.close_code().as_u16(), 1009);
-        assert_eq!(ProtocolError::FrameTooLarge { size: 2, limit: 1 }.close_code().as_u16(), 1009);
+        assert_eq!(
+            ProtocolError::InvalidCloseReason.close_code().as_u16(),
+            1007
+        );
+        assert_eq!(
+            ProtocolError::MessageTooLarge { limit: 1 }
+                .close_code()
+                .as_u16(),
+            1009
+        );
+        assert_eq!(
+            ProtocolError::FrameTooLarge { size: 2, limit: 1 }
+                .close_code()
+                .as_u16(),
+            1009
+        );
         assert_eq!(ProtocolError::ReservedBits.close_code().as_u16(), 1002);
         assert_eq!(ProtocolError::UnmaskedFrame.close_code().as_u16(), 1002);
     }

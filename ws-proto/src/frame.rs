@@ -193,17 +193,25 @@ mod tests {
     #[test]
     fn rfc_examples_decode() {
         // RFC 6455 §5.7: single-frame unmasked text "Hello".
-        let (h, n) = FrameHeader::decode(&[0x81, 0x05, 0x48, 0x65]).unwrap().unwrap();
+        let (h, n) = FrameHeader::decode(&[0x81, 0x05, 0x48, 0x65])
+            .unwrap()
+            .unwrap();
         assert_eq!(n, 2);
         assert!(h.fin && h.mask.is_none() && h.payload_len == 5 && h.opcode == OpCode::Text);
         // Masked "Hello".
-        let (h, n) = FrameHeader::decode(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d]).unwrap().unwrap();
+        let (h, n) = FrameHeader::decode(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d])
+            .unwrap()
+            .unwrap();
         assert_eq!((n, h.mask), (6, Some([0x37, 0xfa, 0x21, 0x3d])));
         // 256 bytes binary in a single unmasked frame.
-        let (h, n) = FrameHeader::decode(&[0x82, 0x7e, 0x01, 0x00]).unwrap().unwrap();
+        let (h, n) = FrameHeader::decode(&[0x82, 0x7e, 0x01, 0x00])
+            .unwrap()
+            .unwrap();
         assert_eq!((n, h.payload_len), (4, 256));
         // 64 KiB.
-        let (h, n) = FrameHeader::decode(&[0x82, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0]).unwrap().unwrap();
+        let (h, n) = FrameHeader::decode(&[0x82, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0])
+            .unwrap()
+            .unwrap();
         assert_eq!((n, h.payload_len), (10, 65536));
     }
 
@@ -216,7 +224,10 @@ mod tests {
     #[test]
     fn reserved_opcodes_rejected() {
         for op in [3u8, 4, 5, 6, 7, 0xb, 0xc, 0xd, 0xe, 0xf] {
-            assert_eq!(FrameHeader::decode(&[0x80 | op, 0]), Err(ProtocolError::ReservedOpcode(op)));
+            assert_eq!(
+                FrameHeader::decode(&[0x80 | op, 0]),
+                Err(ProtocolError::ReservedOpcode(op))
+            );
         }
     }
 

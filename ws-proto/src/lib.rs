@@ -26,7 +26,7 @@ pub mod utf8;
 
 pub use close::{CloseCode, ClosePayload};
 pub use config::{Backpressure, Config};
-pub use connection::{Accept, ClosedBy, Closed, Connection, DataKind, Event, Message};
+pub use connection::{Accept, Closed, ClosedBy, Connection, DataKind, Event, Message};
 pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::{ConnectionError, Error, HandshakeError, ProtocolError};
 pub use handshake::{ClientRequest, Request};

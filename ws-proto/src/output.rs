@@ -32,7 +32,13 @@ impl SharedFrame {
     }
 
     fn encode(opcode: OpCode, payload: &[u8]) -> SharedFrame {
-        let header = FrameHeader { fin: true, rsv: 0, opcode, mask: None, payload_len: payload.len() as u64 };
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask: None,
+            payload_len: payload.len() as u64,
+        };
         let mut v = Vec::with_capacity(header.encoded_len() + payload.len());
         header.encode(&mut v);
         v.extend_from_slice(payload);

@@ -85,14 +85,22 @@ pub struct PerMessageDeflate {
 
 impl std::fmt::Debug for PerMessageDeflate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PerMessageDeflate").field("params", &self.params).field("role", &self.role).finish()
+        f.debug_struct("PerMessageDeflate")
+            .field("params", &self.params)
+            .field("role", &self.role)
+            .finish()
     }
 }
 
 impl PerMessageDeflate {
     /// State for one connection in `role` with the agreed `params`.
     pub fn new(params: DeflateParams, role: Role, config: &DeflateConfig) -> PerMessageDeflate {
-        PerMessageDeflate { params, role, level: config.level, threshold: config.threshold }
+        PerMessageDeflate {
+            params,
+            role,
+            level: config.level,
+            threshold: config.threshold,
+        }
     }
 
     /// The agreed parameters.
@@ -104,7 +112,13 @@ impl PerMessageDeflate {
     /// `00 00 ff ff`. Returns `false` (and leaves `out` as it was) when the message is better
     /// sent uncompressed (below the threshold, or not smaller).
     pub fn compress(&mut self, payload: &[u8], out: &mut Vec<u8>) -> bool {
-        todo!("H2 {} {} {} {}", payload.len(), out.len(), self.level, self.threshold)
+        todo!(
+            "H2 {} {} {} {}",
+            payload.len(),
+            out.len(),
+            self.level,
+            self.threshold
+        )
     }
 
     /// Inflates the next chunk of a compressed message, appending to `out`. Fails with
@@ -121,7 +135,11 @@ impl PerMessageDeflate {
 
     /// Ends a compressed message: inflates the implicit `00 00 ff ff` tail and resets the
     /// decompressor when the peer does not keep its context.
-    pub fn finish_message(&mut self, out: &mut Vec<u8>, max_len: usize) -> Result<(), ProtocolError> {
+    pub fn finish_message(
+        &mut self,
+        out: &mut Vec<u8>,
+        max_len: usize,
+    ) -> Result<(), ProtocolError> {
         todo!("H2 {} {}", out.len(), max_len)
     }
 }

@@ -19,7 +19,12 @@ pub struct ClientRequest {
 impl ClientRequest {
     /// A request for `path` on `host` with no subprotocols or extra headers.
     pub fn new(host: impl Into<String>, path: impl Into<String>) -> ClientRequest {
-        ClientRequest { host: host.into(), path: path.into(), protocols: Vec::new(), headers: Vec::new() }
+        ClientRequest {
+            host: host.into(),
+            path: path.into(),
+            protocols: Vec::new(),
+            headers: Vec::new(),
+        }
     }
 }
 
@@ -68,7 +73,11 @@ pub struct ResponseParser {
 impl ResponseParser {
     /// A parser with caps on header bytes and field count.
     pub fn new(max_bytes: usize, max_headers: usize) -> ResponseParser {
-        ResponseParser { buf: Vec::new(), max_bytes, max_headers }
+        ResponseParser {
+            buf: Vec::new(),
+            max_bytes,
+            max_headers,
+        }
     }
 
     /// Feeds bytes; once complete, the response and how many bytes of `data` it used.

@@ -34,7 +34,8 @@ impl Headers {
 
     /// First value of `name`, as text if it is UTF-8.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.get_bytes(name).and_then(|v| std::str::from_utf8(v).ok())
+        self.get_bytes(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
     }
 
     /// First value of `name`, raw.

@@ -58,13 +58,22 @@ impl Request {
 impl RequestParser {
     /// A parser that fails with 431 past `max_bytes` of header block or `max_headers` fields.
     pub fn new(max_bytes: usize, max_headers: usize) -> RequestParser {
-        RequestParser { buf: Vec::new(), max_bytes, max_headers }
+        RequestParser {
+            buf: Vec::new(),
+            max_bytes,
+            max_headers,
+        }
     }
 
     /// Feeds bytes. Once the header block is complete, returns the request and how many bytes of
     /// `data` it used; the rest of `data` belongs to the WebSocket stream.
     pub fn push(&mut self, data: &[u8]) -> Result<Option<(ParsedRequest, usize)>, HandshakeError> {
-        todo!("H1 {:?} {} {}", data.len(), self.max_bytes, self.max_headers)
+        todo!(
+            "H1 {:?} {} {}",
+            data.len(),
+            self.max_bytes,
+            self.max_headers
+        )
     }
 }
 
@@ -76,7 +85,10 @@ pub fn response_101(
     extra_headers: &[(String, String)],
     out: &mut Vec<u8>,
 ) {
-    todo!("H1 {key} {protocol:?} {extensions:?} {extra_headers:?} {}", out.len())
+    todo!(
+        "H1 {key} {protocol:?} {extensions:?} {extra_headers:?} {}",
+        out.len()
+    )
 }
 
 /// Appends a complete HTTP/1.1 response with `Content-Length` and `Connection: close`.
