@@ -144,7 +144,7 @@ mod tests {
     #[test]
     fn never_on_wire_codes_rejected() {
         for c in [
-            0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+            0u16, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
         ] {
             assert_eq!(
                 ClosePayload::parse(&c.to_be_bytes()),

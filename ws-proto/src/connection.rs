@@ -1349,3 +1349,6 @@ fn truncate_utf8(s: &mut String, max: usize) {
         s.truncate(end);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,845 @@
+//! State-machine tests, named for the RFC 6455 rule they check. Frame-level tests start from
+//! [`Connection::from_upgraded`]; handshake tests drive a real client/server pair.
+
+use super::*;
+use crate::frame::{FrameHeader, OpCode};
+use proptest::prelude::*;
+use std::time::Duration;
+
+fn t0() -> Instant {
+    // A fixed origin: every test runs on a virtual clock offset from it.
+    static T0: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *T0.get_or_init(Instant::now)
+}
+
+fn server() -> Connection {
+    Connection::from_upgraded(Role::Server, Config::default(), None, [0; 32], t0())
+}
+
+fn server_with(config: Config) -> Connection {
+    Connection::from_upgraded(Role::Server, config, None, [0; 32], t0())
+}
+
+fn client() -> Connection {
+    Connection::from_upgraded(Role::Client, Config::default(), None, [7; 32], t0())
+}
+
+/// Encodes a frame as a client would (masked with a fixed key) or as a server (unmasked).
+fn frame(op: u8, fin: bool, rsv: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = vec![(u8::from(fin) << 7) | (rsv << 4) | op];
+    let m = if mask.is_some() { 0x80 } else { 0 };
+    let len = payload.len();
+    if len < 126 {
+        out.push(m | len as u8);
+    } else if len <= 65535 {
+        out.push(m | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(m | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    let mut p = payload.to_vec();
+    if let Some(k) = mask {
+        out.extend_from_slice(&k);
+        crate::mask::apply_mask_naive(&mut p, k, 0);
+    }
+    out.extend_from_slice(&p);
+    out
+}
+
+const K: Option<[u8; 4]> = Some([0x12, 0x34, 0x56, 0x78]);
+
+fn cframe(op: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+    frame(op, fin, 0, payload, K)
+}
+
+fn events(c: &mut Connection) -> Vec<Event> {
+    std::iter::from_fn(|| c.poll_event()).collect()
+}
+
+fn drain_output(c: &mut Connection) -> Vec<u8> {
+    let mut out = Vec::new();
+    while c.wants_write() {
+        let chunk = c.pending_output().to_vec();
+        out.extend_from_slice(&chunk);
+        c.consume_output(chunk.len());
+    }
+    out
+}
+
+/// Decodes unmasked server output into (opcode, fin, payload) triples.
+fn decode_all(mut bytes: &[u8]) -> Vec<(OpCode, bool, Vec<u8>)> {
+    let mut frames = Vec::new();
+    while let Some((h, n)) = FrameHeader::decode(bytes).unwrap() {
+        let end = n + h.payload_len as usize;
+        let mut p = bytes[n..end].to_vec();
+        if let Some(k) = h.mask {
+            crate::mask::apply_mask_naive(&mut p, k, 0);
+        }
+        frames.push((h.opcode, h.fin, p));
+        bytes = &bytes[end..];
+    }
+    assert!(bytes.is_empty(), "trailing partial frame");
+    frames
+}
+
+fn closed_event(evs: &[Event]) -> &Closed {
+    let closed: Vec<_> = evs
+        .iter()
+        .filter_map(|e| {
+            if let Event::Closed(c) = e {
+                Some(c)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(closed.len(), 1, "exactly one Closed event: {evs:?}");
+    closed[0]
+}
+
+/// Feeds `input` to a server and asserts it fails with `code`, sending a close frame with it.
+fn assert_fails_with(input: &[u8], code: u16) {
+    let mut s = server();
+    s.receive(input, t0());
+    let evs = events(&mut s);
+    let c = closed_event(&evs);
+    assert_eq!(c.code, code, "{evs:?}");
+    assert_eq!(c.by, ClosedBy::Local);
+    assert!(c.error.is_some());
+    let out = drain_output(&mut s);
+    let frames = decode_all(&out);
+    let last = frames.last().expect("a close frame was sent");
+    assert_eq!(last.0, OpCode::Close);
+    assert_eq!(u16::from_be_bytes([last.2[0], last.2[1]]), code);
+    assert!(s.should_close_transport());
+    assert!(s.is_closed());
+}
+
+// ----- §5.1, §5.3: masking -----
+
+#[test]
+fn s5_1_server_fails_unmasked_client_frame() {
+    assert_fails_with(&frame(1, true, 0, b"hi", None), 1002);
+}
+
+#[test]
+fn s5_1_client_fails_masked_server_frame() {
+    let mut c = client();
+    c.receive(&frame(1, true, 0, b"hi", K), t0());
+    let evs = events(&mut c);
+    assert_eq!(closed_event(&evs).code, 1002);
+}
+
+#[test]
+fn s5_3_client_masks_every_frame_with_fresh_keys() {
+    let mut c = client();
+    c.send_text("hello").unwrap();
+    c.send_text("hello").unwrap();
+    let out = drain_output(&mut c);
+    let (h1, n1) = FrameHeader::decode(&out).unwrap().unwrap();
+    let (h2, _) = FrameHeader::decode(&out[n1 + 5..]).unwrap().unwrap();
+    assert!(h1.mask.is_some() && h2.mask.is_some());
+    assert_ne!(h1.mask, h2.mask);
+    assert_ne!(&out[n1..n1 + 5], b"hello");
+    assert_eq!(
+        decode_all(&out),
+        vec![
+            (OpCode::Text, true, b"hello".to_vec()),
+            (OpCode::Text, true, b"hello".to_vec())
+        ]
+    );
+}
+
+#[test]
+fn s5_1_server_frames_are_unmasked() {
+    let mut s = server();
+    s.send_binary(&[1, 2, 3]).unwrap();
+    assert_eq!(drain_output(&mut s), vec![0x82, 3, 1, 2, 3]);
+}
+
+// ----- §5.2: base framing -----
+
+#[test]
+fn s5_2_rsv_bits_without_extension_fail() {
+    for rsv in 1..8u8 {
+        assert_fails_with(&frame(1, true, rsv, b"x", K), 1002);
+    }
+}
+
+#[test]
+fn s5_2_reserved_opcodes_fail() {
+    for op in [3u8, 4, 5, 6, 7, 11, 12, 13, 14, 15] {
+        assert_fails_with(&frame(op, true, 0, b"", K), 1002);
+    }
+}
+
+#[test]
+fn s5_2_64bit_length_with_msb_set_fails() {
+    let mut f = vec![0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0];
+    f.extend_from_slice(&[1, 2, 3, 4]);
+    assert_fails_with(&f, 1002);
+}
+
+#[test]
+fn s5_2_all_length_encodings_are_received() {
+    for len in [0usize, 1, 125, 126, 127, 65535, 65536, 200_000] {
+        let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+        let mut s = server();
+        s.receive(&cframe(2, true, &payload), t0());
+        assert_eq!(
+            events(&mut s),
+            vec![Event::Message(Message::Binary(payload))],
+            "len {len}"
+        );
+    }
+}
+
+// ----- §5.4: fragmentation -----
+
+#[test]
+fn s5_4_fragments_are_reassembled() {
+    let mut s = server();
+    let mut input = cframe(1, false, b"Hel");
+    input.extend(cframe(0, false, b"lo, "));
+    input.extend(cframe(0, true, b"world"));
+    s.receive(&input, t0());
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Message(Message::Text("Hello, world".into()))]
+    );
+}
+
+#[test]
+fn s5_4_control_frames_between_fragments_are_handled() {
+    let mut s = server();
+    let mut input = cframe(1, false, b"a");
+    input.extend(cframe(9, true, b"ping!"));
+    input.extend(cframe(0, true, b"b"));
+    s.receive(&input, t0());
+    assert_eq!(
+        events(&mut s),
+        vec![
+            Event::Ping(b"ping!".to_vec()),
+            Event::Message(Message::Text("ab".into()))
+        ]
+    );
+    assert_eq!(
+        decode_all(&drain_output(&mut s)),
+        vec![(OpCode::Pong, true, b"ping!".to_vec())]
+    );
+}
+
+#[test]
+fn s5_4_continuation_without_start_fails() {
+    assert_fails_with(&cframe(0, true, b"x"), 1002);
+}
+
+#[test]
+fn s5_4_new_data_frame_inside_fragmented_message_fails() {
+    let mut input = cframe(1, false, b"a");
+    input.extend(cframe(2, true, b"b"));
+    assert_fails_with(&input, 1002);
+}
+
+#[test]
+fn s5_4_empty_fragments_are_valid() {
+    let mut s = server();
+    let mut input = cframe(1, false, b"");
+    input.extend(cframe(0, false, b""));
+    input.extend(cframe(0, true, b""));
+    s.receive(&input, t0());
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Message(Message::Text(String::new()))]
+    );
+}
+
+#[test]
+fn s5_4_outgoing_messages_fragment_at_configured_size() {
+    let mut cfg = Config::default();
+    cfg.outgoing_frame_size = 4;
+    let mut s = server_with(cfg);
+    s.send_text("abcdefghij").unwrap();
+    let frames = decode_all(&drain_output(&mut s));
+    assert_eq!(
+        frames,
+        vec![
+            (OpCode::Text, false, b"abcd".to_vec()),
+            (OpCode::Continuation, false, b"efgh".to_vec()),
+            (OpCode::Continuation, true, b"ij".to_vec())
+        ]
+    );
+}
+
+#[test]
+fn s5_4_streamed_send_with_ping_between_fragments() {
+    let mut s = server();
+    s.send_fragment(DataKind::Binary, b"ab", false).unwrap();
+    assert_eq!(s.send_text("no"), Err(Error::StreamState));
+    s.ping(b"p").unwrap();
+    s.send_fragment(DataKind::Binary, b"cd", true).unwrap();
+    assert_eq!(
+        decode_all(&drain_output(&mut s)),
+        vec![
+            (OpCode::Binary, false, b"ab".to_vec()),
+            (OpCode::Ping, true, b"p".to_vec()),
+            (OpCode::Continuation, true, b"cd".to_vec())
+        ]
+    );
+    s.send_text("yes").unwrap();
+}
+
+#[test]
+fn streaming_mode_delivers_fragments() {
+    let mut cfg = Config::default();
+    cfg.streaming = true;
+    let mut s = server_with(cfg);
+    let mut input = cframe(2, false, b"ab");
+    input.extend(cframe(0, true, b"cd"));
+    s.receive(&input, t0());
+    assert_eq!(
+        events(&mut s),
+        vec![
+            Event::Fragment {
+                kind: DataKind::Binary,
+                data: b"ab".to_vec(),
+                fin: false
+            },
+            Event::Fragment {
+                kind: DataKind::Binary,
+                data: b"cd".to_vec(),
+                fin: true
+            }
+        ]
+    );
+}
+
+// ----- §5.5: control frames -----
+
+#[test]
+fn s5_5_control_payload_over_125_fails() {
+    assert_fails_with(&cframe(9, true, &[0; 126]), 1002);
+}
+
+#[test]
+fn s5_5_fragmented_control_frame_fails() {
+    assert_fails_with(&cframe(9, false, b"x"), 1002);
+}
+
+#[test]
+fn s5_5_2_ping_is_answered_with_same_payload() {
+    let mut s = server();
+    s.receive(&cframe(9, true, &[7; 125]), t0());
+    assert_eq!(events(&mut s), vec![Event::Ping(vec![7; 125])]);
+    assert_eq!(
+        decode_all(&drain_output(&mut s)),
+        vec![(OpCode::Pong, true, vec![7; 125])]
+    );
+}
+
+#[test]
+fn s5_5_2_auto_pong_can_be_disabled() {
+    let mut cfg = Config::default();
+    cfg.auto_pong = false;
+    let mut s = server_with(cfg);
+    s.receive(&cframe(9, true, b"x"), t0());
+    assert_eq!(events(&mut s), vec![Event::Ping(b"x".to_vec())]);
+    assert!(!s.wants_write());
+    s.pong(b"x").unwrap();
+    assert_eq!(
+        decode_all(&drain_output(&mut s)),
+        vec![(OpCode::Pong, true, b"x".to_vec())]
+    );
+}
+
+#[test]
+fn s5_5_3_unsolicited_pong_is_reported_not_answered() {
+    let mut s = server();
+    s.receive(&cframe(10, true, b"u"), t0());
+    assert_eq!(events(&mut s), vec![Event::Pong(b"u".to_vec())]);
+    assert!(!s.wants_write());
+}
+
+#[test]
+fn s5_5_control_payload_limit_on_send() {
+    let mut s = server();
+    assert_eq!(s.ping(&[0; 126]), Err(Error::ControlPayloadTooLong));
+    assert!(s.ping(&[0; 125]).is_ok());
+}
+
+// ----- §5.5.1, §7: close -----
+
+#[test]
+fn s5_5_1_close_is_echoed_and_reported_once() {
+    let mut s = server();
+    let mut payload = 1000u16.to_be_bytes().to_vec();
+    payload.extend_from_slice(b"bye");
+    s.receive(&cframe(8, true, &payload), t0());
+    let evs = events(&mut s);
+    let c = closed_event(&evs);
+    assert_eq!(
+        (c.by, c.code, c.reason.as_str(), c.clean),
+        (ClosedBy::Remote, 1000, "bye", true)
+    );
+    let out = drain_output(&mut s);
+    assert_eq!(
+        decode_all(&out),
+        vec![(OpCode::Close, true, 1000u16.to_be_bytes().to_vec())]
+    );
+    assert!(
+        s.should_close_transport(),
+        "server drops TCP after the close handshake"
+    );
+    // Nothing more is processed or produced.
+    s.receive(&cframe(1, true, b"late"), t0());
+    s.receive_eof(t0());
+    assert!(events(&mut s).is_empty());
+    assert_eq!(s.send_text("x"), Err(Error::NotOpen));
+}
+
+#[test]
+fn s5_5_1_empty_close_is_answered_empty_and_reported_1005() {
+    let mut s = server();
+    s.receive(&cframe(8, true, b""), t0());
+    let evs = events(&mut s);
+    assert_eq!(closed_event(&evs).code, 1005);
+    assert_eq!(
+        decode_all(&drain_output(&mut s)),
+        vec![(OpCode::Close, true, vec![])]
+    );
+}
+
+#[test]
+fn s5_5_1_one_byte_close_payload_fails_1002() {
+    assert_fails_with(&cframe(8, true, &[0x03]), 1002);
+}
+
+#[test]
+fn s7_4_invalid_close_codes_fail_1002() {
+    for code in [
+        0u16, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+    ] {
+        assert_fails_with(&cframe(8, true, &code.to_be_bytes()), 1002);
+    }
+}
+
+#[test]
+fn s7_4_valid_close_codes_are_echoed() {
+    for code in [
+        1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999,
+    ] {
+        let mut s = server();
+        s.receive(&cframe(8, true, &code.to_be_bytes()), t0());
+        let evs = events(&mut s);
+        assert_eq!(closed_event(&evs).code, code);
+        assert_eq!(
+            decode_all(&drain_output(&mut s)),
+            vec![(OpCode::Close, true, code.to_be_bytes().to_vec())]
+        );
+    }
+}
+
+#[test]
+fn s8_1_close_reason_with_invalid_utf8_fails_1007() {
+    let mut payload = 1000u16.to_be_bytes().to_vec();
+    payload.extend_from_slice(&[
+        0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xce, 0xbc, 0xce, 0xb5, 0xed, 0xa0, 0x80, 0x65,
+    ]);
+    assert_fails_with(&cframe(8, true, &payload), 1007);
+}
+
+#[test]
+fn s7_1_local_close_waits_for_reply_and_sends_nothing_after() {
+    let mut s = server();
+    s.close(CloseCode::new(4000).unwrap(), "kicked").unwrap();
+    assert_eq!(s.send_text("x"), Err(Error::AlreadyClosing));
+    assert_eq!(s.ping(b""), Err(Error::AlreadyClosing));
+    assert_eq!(s.close(CloseCode::NORMAL, ""), Err(Error::AlreadyClosing));
+    let out = drain_output(&mut s);
+    let mut expect = 4000u16.to_be_bytes().to_vec();
+    expect.extend_from_slice(b"kicked");
+    assert_eq!(decode_all(&out), vec![(OpCode::Close, true, expect)]);
+    assert!(!s.should_close_transport());
+    // Data still arriving before the peer's close is delivered; pings are not answered.
+    s.receive(&cframe(1, true, b"in flight"), t0());
+    s.receive(&cframe(9, true, b"p"), t0());
+    assert!(!s.wants_write());
+    s.receive(&cframe(8, true, &4000u16.to_be_bytes()), t0());
+    let evs = events(&mut s);
+    assert_eq!(evs[0], Event::Message(Message::Text("in flight".into())));
+    let c = closed_event(&evs);
+    assert_eq!(
+        (c.by, c.code, c.reason.as_str(), c.clean),
+        (ClosedBy::Local, 4000, "kicked", true)
+    );
+    assert!(s.should_close_transport());
+}
+
+#[test]
+fn s7_1_close_times_out_without_reply() {
+    let mut s = server();
+    s.close(CloseCode::NORMAL, "").unwrap();
+    drain_output(&mut s);
+    let deadline = s.poll_timeout().expect("close deadline");
+    assert_eq!(deadline, t0() + Config::default().close_timeout);
+    s.handle_timeout(deadline - Duration::from_millis(1));
+    assert!(events(&mut s).is_empty());
+    s.handle_timeout(deadline);
+    let evs = events(&mut s);
+    let c = closed_event(&evs);
+    assert_eq!(c.error, Some(ConnectionError::CloseTimeout));
+    assert!(!c.clean);
+    assert!(s.should_close_transport());
+}
+
+#[test]
+fn s7_1_1_client_waits_for_server_to_drop_tcp_then_times_out() {
+    let mut c = client();
+    c.receive(&frame(8, true, 0, &1000u16.to_be_bytes(), None), t0());
+    let evs = events(&mut c);
+    assert_eq!(closed_event(&evs).by, ClosedBy::Remote);
+    drain_output(&mut c);
+    assert!(
+        !c.should_close_transport(),
+        "the client lets the server close TCP first"
+    );
+    let d = c
+        .poll_timeout()
+        .expect("a deadline for the server's TCP close");
+    c.handle_timeout(d);
+    assert!(c.should_close_transport());
+    assert!(events(&mut c).is_empty(), "no second Closed event");
+}
+
+#[test]
+fn s7_1_1_client_closes_tcp_on_server_eof() {
+    let mut c = client();
+    c.receive(&frame(8, true, 0, &1000u16.to_be_bytes(), None), t0());
+    events(&mut c);
+    drain_output(&mut c);
+    c.receive_eof(t0());
+    assert!(c.should_close_transport());
+    assert!(events(&mut c).is_empty());
+}
+
+#[test]
+fn s7_1_5_eof_without_close_is_abnormal_1006() {
+    let mut s = server();
+    s.receive_eof(t0());
+    let evs = events(&mut s);
+    let c = closed_event(&evs);
+    assert_eq!((c.by, c.code, c.clean), (ClosedBy::Transport, 1006, false));
+}
+
+#[test]
+fn close_reason_over_123_bytes_is_refused() {
+    let mut s = server();
+    assert_eq!(
+        s.close(CloseCode::NORMAL, &"x".repeat(124)),
+        Err(Error::ReasonTooLong)
+    );
+    assert!(s.close(CloseCode::NORMAL, &"x".repeat(123)).is_ok());
+}
+
+#[test]
+fn abort_emits_one_closed_and_drops_output() {
+    let mut s = server();
+    s.send_text("pending").unwrap();
+    s.abort();
+    let evs = events(&mut s);
+    closed_event(&evs);
+    assert!(!s.wants_write());
+    assert!(s.should_close_transport());
+    s.abort();
+    assert!(events(&mut s).is_empty());
+}
+
+// ----- §5.6, §8.1: UTF-8 -----
+
+#[test]
+fn s8_1_invalid_utf8_text_fails_1007() {
+    assert_fails_with(
+        &cframe(
+            1,
+            true,
+            &[
+                0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xce, 0xbc, 0xce, 0xb5, 0xed, 0xa0, 0x80,
+                0x65,
+            ],
+        ),
+        1007,
+    );
+}
+
+#[test]
+fn s8_1_code_point_split_across_fragments_is_valid() {
+    let euro = "€".as_bytes();
+    let mut s = server();
+    let mut input = cframe(1, false, &euro[..1]);
+    input.extend(cframe(0, false, &euro[1..2]));
+    input.extend(cframe(0, true, &euro[2..]));
+    s.receive(&input, t0());
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Message(Message::Text("€".into()))]
+    );
+}
+
+#[test]
+fn s8_1_invalid_utf8_fails_fast_in_first_fragment() {
+    // The first fragment already holds an impossible sequence: fail before the message ends.
+    let mut s = server();
+    s.receive(&cframe(1, false, &[b'a', 0xf4, 0x90]), t0());
+    let evs = events(&mut s);
+    assert_eq!(closed_event(&evs).code, 1007);
+}
+
+#[test]
+fn s8_1_invalid_utf8_fails_fast_inside_partial_frame() {
+    // Only part of a frame has arrived, and it is already invalid.
+    let f = cframe(
+        1,
+        true,
+        &[b'o', b'k', 0xff, b'x', b'x', b'x', b'x', b'x', b'x'],
+    );
+    let mut s = server();
+    s.receive(&f[..f.len() - 5], t0());
+    let evs = events(&mut s);
+    assert_eq!(closed_event(&evs).code, 1007);
+}
+
+#[test]
+fn s8_1_incomplete_code_point_at_message_end_fails_1007() {
+    assert_fails_with(&cframe(1, true, &[0xe2, 0x82]), 1007);
+}
+
+#[test]
+fn binary_messages_are_not_utf8_checked() {
+    let mut s = server();
+    s.receive(&cframe(2, true, &[0xff, 0xfe]), t0());
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Message(Message::Binary(vec![0xff, 0xfe]))]
+    );
+}
+
+// ----- limits -----
+
+#[test]
+fn frame_over_limit_fails_1009_from_header_alone() {
+    let mut cfg = Config::default();
+    cfg.max_frame_size = 100;
+    let mut s = server_with(cfg);
+    // Only the header of a 101-byte frame: the limit is enforced before any payload arrives.
+    let f = cframe(2, true, &[0; 101]);
+    s.receive(&f[..8], t0());
+    let evs = events(&mut s);
+    assert_eq!(closed_event(&evs).code, 1009);
+}
+
+#[test]
+fn huge_declared_length_does_not_allocate() {
+    let mut s = server();
+    let mut f = vec![0x82, 0xff];
+    f.extend_from_slice(&(1u64 << 62).to_be_bytes());
+    f.extend_from_slice(&[1, 2, 3, 4]);
+    s.receive(&f, t0());
+    let evs = events(&mut s);
+    assert_eq!(closed_event(&evs).code, 1009);
+    assert!(s.buffer_capacity() < 1024);
+}
+
+#[test]
+fn message_over_limit_across_fragments_fails_1009() {
+    let mut cfg = Config::default();
+    cfg.max_message_size = 10;
+    let mut s = server_with(cfg);
+    let mut input = cframe(2, false, &[0; 6]);
+    input.extend(cframe(0, true, &[0; 5]));
+    s.receive(&input, t0());
+    let evs = events(&mut s);
+    assert_eq!(closed_event(&evs).code, 1009);
+}
+
+#[test]
+fn message_at_limit_is_accepted() {
+    let mut cfg = Config::default();
+    cfg.max_message_size = 10;
+    let mut s = server_with(cfg);
+    let mut input = cframe(2, false, &[0; 6]);
+    input.extend(cframe(0, true, &[0; 4]));
+    s.receive(&input, t0());
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Message(Message::Binary(vec![0; 10]))]
+    );
+}
+
+#[test]
+fn backpressure_drop_policy_drops_data_not_control() {
+    let mut cfg = Config::default();
+    cfg.max_buffered_output = 100;
+    cfg.backpressure = Backpressure::DropMessage;
+    let mut s = server_with(cfg);
+    s.send_binary(&[0; 80]).unwrap();
+    assert_eq!(s.send_binary(&[0; 80]), Err(Error::BufferFull));
+    s.ping(b"still").unwrap();
+    assert!(s.is_open());
+    let frames = decode_all(&drain_output(&mut s));
+    assert_eq!(frames.len(), 2);
+    assert_eq!(frames[1].0, OpCode::Ping);
+}
+
+#[test]
+fn backpressure_close_policy_closes_with_1008() {
+    let mut cfg = Config::default();
+    cfg.max_buffered_output = 100;
+    cfg.backpressure = Backpressure::Close;
+    let mut s = server_with(cfg);
+    s.send_binary(&[0; 80]).unwrap();
+    assert_eq!(s.send_binary(&[0; 80]), Err(Error::BufferFull));
+    let evs = events(&mut s);
+    let c = closed_event(&evs);
+    assert_eq!(
+        (c.code, c.error.clone()),
+        (1008, Some(ConnectionError::OutputOverflow))
+    );
+    let frames = decode_all(&drain_output(&mut s));
+    assert_eq!(frames.last().unwrap().0, OpCode::Close);
+}
+
+#[test]
+fn output_bound_closes_even_if_peer_never_reads() {
+    let mut cfg = Config::default();
+    cfg.max_buffered_output = 100;
+    let mut s = server_with(cfg);
+    s.send_binary(&[0; 80]).unwrap();
+    let _ = s.send_binary(&[0; 80]);
+    assert!(
+        !s.should_close_transport(),
+        "waits to flush the close frame"
+    );
+    let d = s.poll_timeout().unwrap();
+    s.handle_timeout(d);
+    assert!(s.should_close_transport(), "but not forever");
+}
+
+#[test]
+fn shared_frames_are_queued_without_copy_and_refused_for_clients() {
+    let f = SharedFrame::text("hi all");
+    let mut s = server();
+    s.send_shared(&f).unwrap();
+    assert_eq!(drain_output(&mut s), f.as_bytes());
+    assert_eq!(client().send_shared(&f), Err(Error::SharedFrameFromClient));
+}
+
+// ----- timers -----
+
+#[test]
+fn keepalive_pings_when_idle_and_times_out_without_answer() {
+    let mut cfg = Config::default();
+    cfg.keepalive_interval = Some(Duration::from_secs(10));
+    cfg.keepalive_timeout = Duration::from_secs(5);
+    let mut s = server_with(cfg);
+    assert_eq!(s.poll_timeout(), Some(t0() + Duration::from_secs(10)));
+    // Traffic pushes the ping back.
+    s.receive(&cframe(1, true, b"x"), t0() + Duration::from_secs(4));
+    events(&mut s);
+    assert_eq!(s.poll_timeout(), Some(t0() + Duration::from_secs(14)));
+    s.handle_timeout(t0() + Duration::from_secs(14));
+    let frames = decode_all(&drain_output(&mut s));
+    assert_eq!(frames[0].0, OpCode::Ping);
+    assert_eq!(s.poll_timeout(), Some(t0() + Duration::from_secs(19)));
+    s.handle_timeout(t0() + Duration::from_secs(19));
+    let evs = events(&mut s);
+    let c = closed_event(&evs);
+    assert_eq!(c.error, Some(ConnectionError::KeepaliveTimeout));
+    assert!(s.should_close_transport());
+}
+
+#[test]
+fn keepalive_answered_by_pong_keeps_connection() {
+    let mut cfg = Config::default();
+    cfg.keepalive_interval = Some(Duration::from_secs(10));
+    let mut s = server_with(cfg);
+    s.handle_timeout(t0() + Duration::from_secs(10));
+    let ping = decode_all(&drain_output(&mut s)).remove(0);
+    s.receive(&cframe(10, true, &ping.2), t0() + Duration::from_secs(11));
+    assert_eq!(events(&mut s), vec![Event::Pong(ping.2)]);
+    assert!(s.is_open());
+    assert_eq!(s.poll_timeout(), Some(t0() + Duration::from_secs(21)));
+}
+
+// ----- properties -----
+
+fn arb_client_stream() -> impl Strategy<Value = Vec<u8>> {
+    let msg = prop_oneof![
+        ("[a-zé€😀]{0,40}", any::<bool>()).prop_map(|(s, frag)| {
+            if frag && s.len() > 1 {
+                let b = s.as_bytes();
+                let mut v = cframe(1, false, &b[..1]);
+                v.extend(cframe(9, true, b"pp"));
+                v.extend(cframe(0, true, &b[1..]));
+                v
+            } else {
+                cframe(1, true, s.as_bytes())
+            }
+        }),
+        proptest::collection::vec(any::<u8>(), 0..300).prop_map(|b| cframe(2, true, &b)),
+        proptest::collection::vec(any::<u8>(), 0..125).prop_map(|b| cframe(9, true, &b)),
+    ];
+    proptest::collection::vec(msg, 0..8).prop_map(|v| v.concat())
+}
+
+fn run_split(input: &[u8], cuts: &[usize]) -> (Vec<Event>, Vec<u8>) {
+    let mut s = server();
+    let mut start = 0;
+    for &c in cuts {
+        let c = c.clamp(start, input.len());
+        s.receive(&input[start..c], t0());
+        start = c;
+    }
+    s.receive(&input[start..], t0());
+    let evs = events(&mut s);
+    (evs, drain_output(&mut s))
+}
+
+proptest! {
+    #[test]
+    fn any_split_gives_same_events_and_output(input in arb_client_stream(),
+                                              cuts in proptest::collection::vec(0usize..4000, 0..10),
+                                              garbage in proptest::collection::vec(any::<u8>(), 0..20)) {
+        let mut input = input;
+        input.extend(garbage);
+        let mut cuts = cuts;
+        cuts.sort_unstable();
+        let whole = run_split(&input, &[]);
+        let split = run_split(&input, &cuts);
+        prop_assert_eq!(&whole, &split);
+        let bytewise: Vec<usize> = (0..input.len()).collect();
+        prop_assert_eq!(&whole, &run_split(&input, &bytewise));
+    }
+
+    #[test]
+    fn messages_round_trip_between_roles(msgs in proptest::collection::vec(
+            prop_oneof!["\\PC{0,50}".prop_map(Message::Text),
+                        proptest::collection::vec(any::<u8>(), 0..70_000).prop_map(Message::Binary)], 0..6),
+            frame_size in 1usize..100_000) {
+        let mut cfg = Config::default();
+        cfg.outgoing_frame_size = frame_size;
+        let mut c = Connection::from_upgraded(Role::Client, cfg.clone(), None, [3; 32], t0());
+        let mut s = Connection::from_upgraded(Role::Server, cfg, None, [0; 32], t0());
+        for m in &msgs {
+            c.send(m).unwrap();
+            s.send(m).unwrap();
+        }
+        let c_out = drain_output(&mut c);
+        let s_out = drain_output(&mut s);
+        s.receive(&c_out, t0());
+        c.receive(&s_out, t0());
+        let expect: Vec<Event> = msgs.iter().cloned().map(Event::Message).collect();
+        prop_assert_eq!(events(&mut s), expect.clone());
+        prop_assert_eq!(events(&mut c), expect);
+    }
+}
