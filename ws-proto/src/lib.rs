@@ -22,6 +22,7 @@ pub mod handshake;
 pub mod mask;
 pub mod output;
 pub mod rng;
+pub mod server;
 pub mod utf8;
 
 pub use close::{CloseCode, ClosePayload};

@@ -31,6 +31,14 @@ impl SharedFrame {
         Self::encode(OpCode::Binary, data)
     }
 
+    /// A frame carrying `message`.
+    pub fn message(message: &crate::Message) -> SharedFrame {
+        match message {
+            crate::Message::Text(t) => Self::text(t),
+            crate::Message::Binary(b) => Self::binary(b),
+        }
+    }
+
     fn encode(opcode: OpCode, payload: &[u8]) -> SharedFrame {
         let header = FrameHeader {
             fin: true,

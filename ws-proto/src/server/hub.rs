@@ -1,0 +1,181 @@
+//! The part of a server that is the same under every I/O model: the handler, the registry, and
+//! the execution of commands.
+
+use std::sync::{Mutex, MutexGuard};
+
+use super::api::{Command, Handler, ServerApi};
+use super::session::{Notice, Session};
+use super::{Client, ClientId, Registry, ServerConfig, ServerError};
+use crate::connection::Message;
+use crate::error::Error;
+use crate::output::SharedFrame;
+
+/// How the adapter reaches a session to run a command on it. ws-mio looks in its slab; ws-std
+/// locks the client's session and wakes its thread afterwards.
+pub trait SessionStore {
+    /// Runs `f` on the session of `id`, if it is still there.
+    fn with_session(&mut self, id: ClientId, f: &mut dyn FnMut(&mut Session));
+}
+
+/// A shutdown request that the adapter must carry out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Close handshake with everyone, bounded by the shutdown timeout.
+    Graceful,
+    /// Drop everyone now.
+    Abrupt,
+}
+
+/// Handler, configuration and registry of one server, shared by its threads.
+pub struct ServerCore {
+    config: ServerConfig,
+    handler: Box<dyn Handler>,
+    registry: Mutex<Registry>,
+}
+
+impl std::fmt::Debug for ServerCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerCore")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerCore {
+    /// A core for `config` calling `handler`.
+    pub fn new(config: ServerConfig, handler: impl Handler) -> ServerCore {
+        ServerCore {
+            config,
+            handler: Box::new(handler),
+            registry: Mutex::new(Registry::default()),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// The application's handler.
+    pub fn handler(&self) -> &dyn Handler {
+        &*self.handler
+    }
+
+    /// The registry, locked. Never held while a callback runs.
+    pub fn registry(&self) -> MutexGuard<'_, Registry> {
+        // A callback that panicked cannot have left the registry half-updated: it is never
+        // locked around user code.
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The clients connected now.
+    pub fn clients(&self) -> Vec<Client> {
+        self.registry().clients()
+    }
+
+    /// Delivers (and drains) the notices of one client to the callbacks.
+    pub fn notify(&self, api: &dyn ServerApi, client: &Client, notices: &mut Vec<Notice>) {
+        let h = self.handler();
+        for notice in notices.drain(..) {
+            match notice {
+                Notice::NewClient => h.on_new_client(api, client),
+                Notice::Message(m) => h.on_message(api, client, m),
+                Notice::Ping(p) => h.on_ping(api, client, &p),
+                Notice::Pong(p) => h.on_pong(api, client, &p),
+                Notice::Error(e) => h.on_error(api, Some(client), &e),
+                Notice::Left { closed, services } => {
+                    for s in &services {
+                        h.on_unsubscribed(api, client, s);
+                    }
+                    log::debug!(
+                        "{}: left with {} {:?}",
+                        client.id,
+                        closed.code,
+                        closed.reason
+                    );
+                    h.on_client_left(api, client, &closed);
+                }
+            }
+        }
+    }
+
+    /// Runs one command. Returns a shutdown request for the adapter to carry out.
+    pub fn execute(
+        &self,
+        command: Command,
+        store: &mut dyn SessionStore,
+        api: &dyn ServerApi,
+    ) -> Option<super::Shutdown> {
+        match command {
+            Command::Send(id, message) => {
+                self.on_session(store, api, id, |s| s.send(&message));
+            }
+            Command::SendToAll(message) => {
+                let ids = self.registry().ids();
+                self.broadcast(store, api, &ids, &message);
+            }
+            Command::Publish(service, message) => {
+                let ids = self.registry().subscribers(&service);
+                self.broadcast(store, api, &ids, &message);
+            }
+            Command::Ping(id, payload) => {
+                self.on_session(store, api, id, |s| s.connection_mut().ping(&payload));
+            }
+            Command::Close(id, code, reason) => {
+                self.on_session(store, api, id, |s| s.connection_mut().close(code, &reason));
+            }
+            Command::Subscribe(id, service) => {
+                let client = self.registry().subscribe(id, &service);
+                if let Some(c) = client {
+                    self.handler.on_subscribed(api, &c, &service);
+                }
+            }
+            Command::Unsubscribe(id, service) => {
+                let client = self.registry().unsubscribe(id, &service);
+                if let Some(c) = client {
+                    self.handler.on_unsubscribed(api, &c, &service);
+                }
+            }
+            Command::ShutdownGracefully => return Some(super::Shutdown::Graceful),
+            Command::ShutdownAbruptly => return Some(super::Shutdown::Abrupt),
+        }
+        None
+    }
+
+    /// Encodes once and queues the same bytes to every recipient.
+    fn broadcast(
+        &self,
+        store: &mut dyn SessionStore,
+        api: &dyn ServerApi,
+        ids: &[ClientId],
+        message: &Message,
+    ) {
+        let frame = SharedFrame::message(message);
+        for &id in ids {
+            self.on_session(store, api, id, |s| s.send_shared(&frame));
+        }
+    }
+
+    fn on_session(
+        &self,
+        store: &mut dyn SessionStore,
+        api: &dyn ServerApi,
+        id: ClientId,
+        mut f: impl FnMut(&mut Session) -> Result<(), Error>,
+    ) {
+        let mut failed = None;
+        store.with_session(id, &mut |s| {
+            if let Err(e) = f(s) {
+                failed = Some((s.client().clone(), e));
+            }
+        });
+        if let Some((client, e)) = failed {
+            // A client that is closing simply gets nothing more; only drops are news.
+            if e == Error::BufferFull {
+                log::debug!("{}: message dropped, output buffer full", client.id);
+                self.handler
+                    .on_error(api, Some(&client), &ServerError::MessageDropped(e));
+            }
+        }
+    }
+}

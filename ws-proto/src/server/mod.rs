@@ -1,0 +1,57 @@
+//! Server-level logic shared by the ws-mio and ws-std adapters, still without I/O: client ids,
+//! the client registry and subscriptions, the application's [`Handler`], the [`ServerApi`] it
+//! calls, the per-client [`Session`] and the [`ServerCore`] that runs commands and callbacks.
+//!
+//! An adapter only moves bytes between sockets and sessions, sleeps until the earliest timer,
+//! and routes commands; every rule about what happens lives here or in [`crate::Connection`].
+
+mod api;
+mod callbacks;
+mod config;
+mod hub;
+mod registry;
+mod session;
+mod slab;
+
+use core::net::SocketAddr;
+
+pub use self::api::{Command, CommandSink, Decision, Handler, HttpResponse, ServerApi};
+pub use self::callbacks::Callbacks;
+pub use self::config::ServerConfig;
+pub use self::hub::{ServerCore, SessionStore, Shutdown};
+pub use self::registry::Registry;
+pub use self::session::{Notice, Session};
+pub use self::slab::{ClientId, Slab};
+
+use crate::error::{ConnectionError, Error};
+
+/// A connected client, as the callbacks see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Client {
+    /// Stable id, never reused while this client is connected.
+    pub id: ClientId,
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// The request path of the upgrade, e.g. `/chat?room=1`.
+    pub path: String,
+    /// The subprotocol chosen in the handshake.
+    pub protocol: Option<String>,
+}
+
+/// What [`Handler::on_error`] reports.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The connection failed (protocol violation, limit, timeout, handshake).
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    /// A message to this client was not sent (backpressure, or the client is closing).
+    #[error("message not sent: {0}")]
+    MessageDropped(Error),
+    /// The server refused a connection because it is at its connection limit.
+    #[error("connection limit reached ({0})")]
+    ConnectionLimit(usize),
+    /// An I/O error (accepting, reading, writing, TLS).
+    #[error("I/O error: {0}")]
+    Io(String),
+}

@@ -1,0 +1,218 @@
+//! One client on a server: its [`Connection`], who it is, and the turning of connection events
+//! into handshake decisions and notices for the callbacks.
+
+use core::net::SocketAddr;
+use std::time::Instant;
+
+use super::api::Decision;
+use super::hub::ServerCore;
+use super::{Client, ClientId, ServerError};
+use crate::config::Config;
+use crate::connection::{Closed, Connection, Event, Message};
+use crate::error::Error;
+use crate::output::SharedFrame;
+
+/// What the callbacks must hear about, produced by [`Session::process`] and delivered by
+/// [`ServerCore::notify`]. The split lets an adapter run callbacks without holding any lock on
+/// the session (ws-std), so a callback may send to its own client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// The handshake completed.
+    NewClient,
+    /// A message arrived.
+    Message(Message),
+    /// A ping arrived.
+    Ping(Vec<u8>),
+    /// A pong arrived.
+    Pong(Vec<u8>),
+    /// The client left; it was unsubscribed from `services`.
+    Left {
+        /// How the connection ended.
+        closed: Closed,
+        /// Services it was subscribed to.
+        services: Vec<String>,
+    },
+    /// Something went wrong with this client.
+    Error(ServerError),
+}
+
+/// One client connection on a server.
+#[derive(Debug)]
+pub struct Session {
+    conn: Connection,
+    client: Client,
+    announced: bool,
+}
+
+impl Session {
+    /// A new server-side session for a just-accepted transport.
+    pub fn new(id: ClientId, addr: SocketAddr, config: &Config, now: Instant) -> Session {
+        Session {
+            conn: Connection::server(config.clone(), now),
+            client: Client {
+                id,
+                addr,
+                path: String::new(),
+                protocol: None,
+            },
+            announced: false,
+        }
+    }
+
+    /// The client's id.
+    pub fn id(&self) -> ClientId {
+        self.client.id
+    }
+
+    /// Who the client is.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The protocol state machine.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The protocol state machine, mutably (to send, close, feed bytes, run timers).
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// Whether the client completed its handshake (and so gets a "left" callback).
+    pub fn announced(&self) -> bool {
+        self.announced
+    }
+
+    /// Sends a message, reporting why it was not sent.
+    pub fn send(&mut self, message: &Message) -> Result<(), Error> {
+        self.conn.send(message)
+    }
+
+    /// Queues a shared pre-encoded frame.
+    pub fn send_shared(&mut self, frame: &SharedFrame) -> Result<(), Error> {
+        self.conn.send_shared(frame)
+    }
+
+    /// Feeds bytes read from the transport.
+    pub fn receive(&mut self, data: &[u8], now: Instant) {
+        self.conn.receive(data, now);
+    }
+
+    /// The transport reached end of stream or failed.
+    pub fn receive_eof(&mut self, now: Instant) {
+        self.conn.receive_eof(now);
+    }
+
+    /// Fills `dst` with the bytes to write, in order, for a vectored write; returns how many.
+    pub fn output_slices<'a>(&'a mut self, dst: &mut [&'a [u8]]) -> usize {
+        self.conn.output_slices(dst)
+    }
+
+    /// Reports that `n` bytes of the output were written.
+    pub fn consume_output(&mut self, n: usize) {
+        self.conn.consume_output(n);
+    }
+
+    /// There are bytes to write.
+    pub fn wants_write(&self) -> bool {
+        self.conn.wants_write()
+    }
+
+    /// The transport should be closed now.
+    pub fn should_close_transport(&self) -> bool {
+        self.conn.should_close_transport()
+    }
+
+    /// When [`Session::handle_timeout`] must run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.conn.poll_timeout()
+    }
+
+    /// Runs due timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.conn.handle_timeout(now);
+    }
+
+    /// Starts a graceful close (1001) if open; drops a connection still in its handshake.
+    pub fn begin_shutdown(&mut self) {
+        if self.conn.is_open() {
+            let _ = self
+                .conn
+                .close(crate::CloseCode::GOING_AWAY, "server shutting down");
+        } else if !self.conn.is_closed() && !self.announced {
+            self.conn.abort();
+        }
+    }
+
+    /// Drains the connection's events: answers handshakes and plain HTTP requests through the
+    /// handler, keeps the registry current, and appends what the callbacks must hear.
+    pub fn process(&mut self, core: &ServerCore, notices: &mut Vec<Notice>) {
+        while let Some(event) = self.conn.poll_event() {
+            match event {
+                Event::Request(request) => {
+                    let limit = core.config().max_connections;
+                    if core.registry().len() >= limit {
+                        log::warn!(
+                            "{}: refused, at the connection limit of {limit}",
+                            self.client.addr
+                        );
+                        let _ =
+                            self.conn
+                                .respond(503, &[], b"Server is at its connection limit.\n");
+                        notices.push(Notice::Error(ServerError::ConnectionLimit(limit)));
+                        continue;
+                    }
+                    match core.handler().on_handshake(&request, self.client.addr) {
+                        Decision::Accept(accept) => {
+                            let protocol = accept.protocol.clone();
+                            match self.conn.accept(accept) {
+                                Ok(()) => {
+                                    self.client.path = request.path;
+                                    self.client.protocol = protocol;
+                                    core.registry().insert(self.client.clone());
+                                    self.announced = true;
+                                    log::debug!(
+                                        "{} {}: connected from {}",
+                                        self.client.id,
+                                        self.client.path,
+                                        self.client.addr
+                                    );
+                                    notices.push(Notice::NewClient);
+                                }
+                                Err(e) => {
+                                    log::error!("{}: handshake hook error: {e}", self.client.addr);
+                                    let _ = self.conn.respond(500, &[], b"Internal error.\n");
+                                    notices.push(Notice::Error(ServerError::MessageDropped(e)));
+                                }
+                            }
+                        }
+                        Decision::Reject { status, body } => {
+                            let _ = self.conn.respond(status, &[], &body);
+                        }
+                    }
+                }
+                Event::HttpRequest(request) => {
+                    let r = core.handler().on_http(&request);
+                    let _ = self.conn.respond(r.status, &r.headers, &r.body);
+                }
+                Event::Message(m) => notices.push(Notice::Message(m)),
+                Event::Ping(p) => notices.push(Notice::Ping(p)),
+                Event::Pong(p) => notices.push(Notice::Pong(p)),
+                Event::Fragment { .. } | Event::Connected(_) => {}
+                Event::Closed(closed) => {
+                    if let Some(e) = &closed.error {
+                        log::debug!("{} ({}): {e}", self.client.id, self.client.addr);
+                        if self.announced {
+                            notices.push(Notice::Error(ServerError::Connection(e.clone())));
+                        }
+                    }
+                    if self.announced {
+                        let services = core.registry().remove(self.client.id);
+                        notices.push(Notice::Left { closed, services });
+                    }
+                }
+            }
+        }
+    }
+}
