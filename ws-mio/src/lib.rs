@@ -1,1 +1,181 @@
-//! placeholder
+//! # ws-mio: a single-threaded event-loop WebSocket server
+//!
+//! One mio `Poll`, every connection on one thread, no locks on the data path. The protocol lives
+//! in [`ws_proto`]; this crate moves bytes between sockets and sessions, sleeps until the next
+//! socket event or timer, and routes commands from callbacks and other threads.
+//!
+//! ```no_run
+//! use ws_mio::{Callbacks, Server, ServerConfig};
+//!
+//! let handler = Callbacks::new()
+//!     .on_new_client(|api, client| println!("{} joined from {}", client.id, client.addr))
+//!     .on_message(|api, client, message| api.send(client.id, message));
+//! let server = Server::bind(ServerConfig::new().port(9001), handler)?;
+//! println!("listening on ws://{}", server.local_addr());
+//! server.run_forever()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Switching to the thread-per-client server is a one-line change: `use ws_std::...` instead.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod event_loop;
+mod timers;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Condvar, Mutex};
+
+use mio::{Poll, Waker};
+use ws_proto::server::{Command, CommandSink, ServerCore};
+
+pub use ws_proto::server::{
+    Callbacks, Client, ClientId, Decision, Handler, HttpResponse, ServerApi, ServerConfig,
+    ServerError,
+};
+pub use ws_proto::{Accept, Backpressure, CloseCode, Closed, ClosedBy, Message, Request};
+
+/// State shared between the loop thread and every [`Handle`].
+struct Shared {
+    core: ServerCore,
+    /// Commands from other threads, drained by the loop after each wake-up.
+    queue: Mutex<Vec<Command>>,
+    waker: Waker,
+    local_addr: SocketAddr,
+    /// Set once the loop has finished (every "left" callback done).
+    stopped: Mutex<bool>,
+    stopped_cv: Condvar,
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    shared: Arc<Shared>,
+    event_loop: event_loop::EventLoop,
+}
+
+impl Server {
+    /// Binds `config.host:config.port` (port 0 picks a free port) with `handler` as callbacks.
+    pub fn bind(config: ServerConfig, handler: impl Handler) -> io::Result<Server> {
+        let addr: SocketAddr = config.bind_addr().parse().map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("bad host/port: {e}"))
+        })?;
+        let listener = mio::net::TcpListener::bind(addr)?;
+        let local_addr = listener.local_addr()?;
+        let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), event_loop::WAKER)?;
+        let shared = Arc::new(Shared {
+            core: ServerCore::new(config, handler),
+            queue: Mutex::new(Vec::new()),
+            waker,
+            local_addr,
+            stopped: Mutex::new(false),
+            stopped_cv: Condvar::new(),
+        });
+        let event_loop = event_loop::EventLoop::new(poll, listener, shared.clone())?;
+        log::info!("listening on {local_addr}");
+        Ok(Server { shared, event_loop })
+    }
+
+    /// The address the server is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// A handle for other threads (usable before the server runs).
+    pub fn handle(&self) -> Handle {
+        Handle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Runs the event loop on this thread until the server is shut down.
+    pub fn run_forever(self) -> io::Result<()> {
+        let shared = self.shared.clone();
+        let result = self.event_loop.run();
+        *shared.stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        shared.stopped_cv.notify_all();
+        result
+    }
+
+    /// Runs the event loop on a new thread and returns a handle to it.
+    pub fn run_threaded(self) -> io::Result<Handle> {
+        let handle = self.handle();
+        std::thread::Builder::new()
+            .name("ws-mio".into())
+            .spawn(move || {
+                if let Err(e) = self.run_forever() {
+                    log::error!("event loop failed: {e}");
+                }
+            })?;
+        Ok(handle)
+    }
+}
+
+/// A cloneable, `Send + Sync` handle: sends, broadcasts, publishes, closes and shuts down from
+/// any thread (all of [`ServerApi`]). Commands are queued and the loop is woken; nothing here
+/// ever waits for the loop.
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl CommandSink for Handle {
+    fn submit(&self, command: Command) {
+        let was_empty = {
+            let mut q = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+            q.push(command);
+            q.len() == 1
+        };
+        // One wake-up per batch: the loop drains the whole queue when it wakes.
+        if was_empty {
+            if let Err(e) = self.shared.waker.wake() {
+                log::error!("cannot wake the event loop: {e}");
+            }
+        }
+    }
+
+    fn clients(&self) -> Vec<Client> {
+        self.shared.core.clients()
+    }
+}
+
+impl Handle {
+    /// The address the server is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// Blocks until the server has stopped (after shutdown, every "left" callback done).
+    pub fn wait(&self) {
+        let mut stopped = self
+            .shared
+            .stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        while !*stopped {
+            stopped = self
+                .shared
+                .stopped_cv
+                .wait(stopped)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Whether the event loop is still running.
+    pub fn is_running(&self) -> bool {
+        !*self
+            .shared
+            .stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("local_addr", &self.shared.local_addr)
+            .finish()
+    }
+}

@@ -81,6 +81,19 @@ impl<T> Slab<T> {
         }
     }
 
+    /// Stores the value made by `make` from its new id.
+    pub fn insert_with(&mut self, make: impl FnOnce(ClientId) -> T) -> ClientId {
+        let slot = match self.free.last() {
+            Some(&slot) => slot,
+            None => u32::try_from(self.entries.len()).expect("fewer than 2^32 clients"),
+        };
+        let generation = self.entries.get(slot as usize).map_or(0, |e| e.generation);
+        let id = ClientId { slot, generation };
+        let inserted = self.insert(make(id));
+        debug_assert_eq!(inserted, id);
+        inserted
+    }
+
     /// The value for `id`, if that client is still here.
     pub fn get(&self, id: ClientId) -> Option<&T> {
         match self.entries.get(id.slot as usize) {

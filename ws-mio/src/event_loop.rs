@@ -1,0 +1,448 @@
+//! The event loop: accept, read until WouldBlock into the session, run callbacks and commands,
+//! write until WouldBlock, sleep until the next socket event or timer.
+
+use std::cell::RefCell;
+use std::io::{self, IoSlice, Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use ws_proto::server::{
+    Client, ClientId, Command, CommandSink, Notice, Session, SessionStore, Shutdown, Slab,
+};
+
+use crate::timers::Timers;
+use crate::Shared;
+
+pub(crate) const WAKER: Token = Token(usize::MAX - 1);
+const LISTENER: Token = Token(usize::MAX - 2);
+
+/// One read buffer for all connections: idle connections hold no read buffer at all.
+const READ_BUF: usize = 64 << 10;
+/// Most slices per vectored write (own frames coalesce into one; shared frames add one each).
+const MAX_SLICES: usize = 64;
+
+struct Conn {
+    session: Session,
+    stream: TcpStream,
+    writable: bool,
+    /// The earliest deadline this connection has in the timer heap.
+    timer: Option<Instant>,
+}
+
+/// Commands issued by callbacks running on the loop thread: run right after the callback
+/// returns, so no lock and no wake-up are needed.
+struct LocalQueue {
+    commands: RefCell<Vec<Command>>,
+    shared: Arc<Shared>,
+}
+
+impl CommandSink for LocalQueue {
+    fn submit(&self, command: Command) {
+        self.commands.borrow_mut().push(command);
+    }
+
+    fn clients(&self) -> Vec<Client> {
+        self.shared.core.clients()
+    }
+}
+
+/// Gives ServerCore::execute access to sessions, and remembers which ones got output.
+struct Store<'a> {
+    conns: &'a mut Slab<Conn>,
+    dirty: &'a mut Vec<ClientId>,
+}
+
+impl SessionStore for Store<'_> {
+    fn with_session(&mut self, id: ClientId, f: &mut dyn FnMut(&mut Session)) {
+        if let Some(c) = self.conns.get_mut(id) {
+            f(&mut c.session);
+            self.dirty.push(id);
+        }
+    }
+}
+
+pub(crate) struct EventLoop {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    shared: Arc<Shared>,
+    conns: Slab<Conn>,
+    timers: Timers,
+    read_buf: Vec<u8>,
+    notices: Vec<Notice>,
+    local: LocalQueue,
+    dirty: Vec<ClientId>,
+    /// Graceful shutdown in progress, until this deadline.
+    shutdown_deadline: Option<Instant>,
+    /// When accepting failed for lack of file descriptors, try again at this time.
+    accept_retry: Option<Instant>,
+    stop: bool,
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        poll: Poll,
+        mut listener: TcpListener,
+        shared: Arc<Shared>,
+    ) -> io::Result<EventLoop> {
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        Ok(EventLoop {
+            poll,
+            listener: Some(listener),
+            local: LocalQueue {
+                commands: RefCell::new(Vec::new()),
+                shared: shared.clone(),
+            },
+            shared,
+            conns: Slab::default(),
+            timers: Timers::default(),
+            read_buf: vec![0; READ_BUF],
+            notices: Vec::new(),
+            dirty: Vec::new(),
+            shutdown_deadline: None,
+            accept_retry: None,
+            stop: false,
+        })
+    }
+
+    pub(crate) fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        while !self.stop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let now = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(now),
+                    WAKER => {}
+                    Token(slot) => {
+                        let readable =
+                            event.is_readable() || event.is_read_closed() || event.is_error();
+                        self.on_socket(slot, readable, event.is_writable(), now);
+                    }
+                }
+            }
+            self.run_commands(now);
+            self.run_timers(now);
+            if self.accept_retry.is_some_and(|t| t <= now) {
+                self.accept_retry = None;
+                self.accept(now);
+            }
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.conns.is_empty() {
+                    self.stop = true;
+                } else if deadline <= now {
+                    log::info!(
+                        "shutdown timeout: dropping {} remaining connections",
+                        self.conns.len()
+                    );
+                    self.abort_all(now);
+                }
+            }
+        }
+        self.abort_all(Instant::now());
+        log::info!("stopped");
+        Ok(())
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        let next = [
+            self.timers.next_deadline(),
+            self.shutdown_deadline,
+            self.accept_retry,
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
+        // Round up so a timer is never woken a hair early and then slept on again.
+        Some(next.saturating_duration_since(Instant::now()) + Duration::from_micros(500))
+    }
+
+    fn accept(&mut self, now: Instant) {
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, addr)) => {
+                    let max = self.shared.core.config().max_connections;
+                    // Clients past the limit still get a quick 503 from the handshake; only a
+                    // flood of raw sockets far past it is dropped outright.
+                    if self.conns.len() >= max.saturating_mul(2).max(max + 64) {
+                        log::warn!("{addr}: dropped, {} sockets open", self.conns.len());
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let config = &self.shared.core.config().connection;
+                    let id = self.conns.insert_with(|id| Conn {
+                        session: Session::new(id, addr, config, now),
+                        stream,
+                        writable: false,
+                        timer: None,
+                    });
+                    let conn = self.conns.get_mut(id).expect("just inserted");
+                    if let Err(e) = self.poll.registry().register(
+                        &mut conn.stream,
+                        Token(id.slot()),
+                        Interest::READABLE,
+                    ) {
+                        log::error!("{addr}: register failed: {e}");
+                        self.conns.remove(id);
+                        continue;
+                    }
+                    self.schedule(id);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Typically EMFILE: the backlog keeps the clients; try again shortly.
+                    log::error!("accept failed: {e}");
+                    self.accept_retry = Some(now + Duration::from_millis(50));
+                    break;
+                }
+            }
+        }
+    }
+
+    fn on_socket(&mut self, slot: usize, readable: bool, writable: bool, now: Instant) {
+        let Some((id, _)) = self.conns.get_slot_mut(slot) else {
+            return;
+        };
+        if readable {
+            self.read(id, now);
+        }
+        if writable || readable {
+            self.flush(id, now);
+        }
+    }
+
+    /// Reads until WouldBlock, handing each chunk to the session and its callbacks at once, so
+    /// memory stays bounded by one read however much the peer sends.
+    fn read(&mut self, id: ClientId, now: Instant) {
+        loop {
+            let Some(conn) = self.conns.get_mut(id) else {
+                return;
+            };
+            if conn.session.connection().is_closed() {
+                // Closed: only flushing remains; leave further input unread.
+                return;
+            }
+            match conn.stream.read(&mut self.read_buf) {
+                Ok(0) => {
+                    conn.session.receive_eof(now);
+                    self.deliver(id);
+                    return;
+                }
+                Ok(n) => {
+                    conn.session.receive(&self.read_buf[..n], now);
+                    self.deliver(id);
+                    self.run_commands(now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::debug!("{id}: read error: {e}");
+                    conn.session.receive_eof(now);
+                    self.deliver(id);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Turns the session's events into callbacks.
+    fn deliver(&mut self, id: ClientId) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        conn.session.process(&self.shared.core, &mut self.notices);
+        if !self.notices.is_empty() {
+            self.shared
+                .core
+                .notify(&self.local, conn.session.client(), &mut self.notices);
+        }
+    }
+
+    /// Writes until WouldBlock, keeps WRITABLE interest only while output is pending, closes the
+    /// transport when the session says so, and reschedules the timer.
+    fn flush(&mut self, id: ClientId, now: Instant) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        let mut failed = false;
+        while conn.session.wants_write() {
+            let result = {
+                let mut slices: [&[u8]; MAX_SLICES] = [&[]; MAX_SLICES];
+                let n = conn.session.output_slices(&mut slices);
+                let io: [IoSlice<'_>; MAX_SLICES] = slices.map(IoSlice::new);
+                conn.stream.write_vectored(&io[..n])
+            };
+            match result {
+                Ok(0) => {
+                    failed = true;
+                    break;
+                }
+                Ok(n) => conn.session.consume_output(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::debug!("{id}: write error: {e}");
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if failed {
+            conn.session.receive_eof(now);
+            self.deliver(id);
+        }
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if conn.session.should_close_transport() {
+            self.close(id);
+            return;
+        }
+        let want = conn.session.wants_write();
+        if want != conn.writable {
+            let interest = if want {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if let Err(e) =
+                self.poll
+                    .registry()
+                    .reregister(&mut conn.stream, Token(id.slot()), interest)
+            {
+                log::error!("{id}: reregister failed: {e}");
+            }
+            conn.writable = want;
+        }
+        self.schedule(id);
+    }
+
+    fn schedule(&mut self, id: ClientId) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if let Some(t) = conn.session.poll_timeout() {
+            if conn.timer.is_none_or(|s| t < s) {
+                conn.timer = Some(t);
+                self.timers.schedule(id, t);
+            }
+        }
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        while let Some((t, id)) = self.timers.pop_due(now) {
+            let Some(conn) = self.conns.get_mut(id) else {
+                continue;
+            };
+            if conn.timer == Some(t) {
+                conn.timer = None;
+            }
+            if conn.session.poll_timeout().is_some_and(|d| d <= now) {
+                conn.session.handle_timeout(now);
+                self.deliver(id);
+                self.run_commands(now);
+            }
+            self.flush(id, now);
+        }
+    }
+
+    /// Runs commands from callbacks and from other threads until none are left, then flushes the
+    /// sessions they touched.
+    fn run_commands(&mut self, now: Instant) {
+        loop {
+            let mut commands = std::mem::take(&mut *self.local.commands.borrow_mut());
+            if commands.is_empty() {
+                commands = std::mem::take(
+                    &mut *self.shared.queue.lock().unwrap_or_else(|p| p.into_inner()),
+                );
+            }
+            if commands.is_empty() {
+                break;
+            }
+            for command in commands {
+                let mut store = Store {
+                    conns: &mut self.conns,
+                    dirty: &mut self.dirty,
+                };
+                match self.shared.core.execute(command, &mut store, &self.local) {
+                    Some(Shutdown::Graceful) => self.begin_graceful_shutdown(now),
+                    Some(Shutdown::Abrupt) => self.abort_all(now),
+                    None => {}
+                }
+            }
+            let mut dirty = std::mem::take(&mut self.dirty);
+            dirty.sort_unstable();
+            dirty.dedup();
+            for &id in &dirty {
+                self.flush(id, now);
+            }
+            dirty.clear();
+            self.dirty = dirty;
+        }
+    }
+
+    fn begin_graceful_shutdown(&mut self, now: Instant) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        log::info!("graceful shutdown of {} connections", self.conns.len());
+        self.stop_accepting();
+        self.shutdown_deadline = Some(now + self.shared.core.config().shutdown_timeout);
+        for id in self.conns.ids() {
+            if let Some(conn) = self.conns.get_mut(id) {
+                conn.session.begin_shutdown();
+            }
+            self.deliver(id);
+            self.flush(id, now);
+        }
+    }
+
+    /// Drops every connection now; each announced client still gets its "left" callback.
+    fn abort_all(&mut self, now: Instant) {
+        self.stop_accepting();
+        for id in self.conns.ids() {
+            if let Some(conn) = self.conns.get_mut(id) {
+                conn.session.connection_mut().abort();
+            }
+            self.deliver(id);
+            self.close(id);
+        }
+        // Callbacks of departing clients may have queued commands; they find nobody now.
+        self.local.commands.borrow_mut().clear();
+        let _ = now;
+        self.stop = true;
+    }
+
+    fn stop_accepting(&mut self) {
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+    }
+
+    fn close(&mut self, id: ClientId) {
+        let Some(mut conn) = self.conns.remove(id) else {
+            return;
+        };
+        if !conn.session.connection().is_closed() {
+            conn.session.connection_mut().abort();
+            conn.session.process(&self.shared.core, &mut self.notices);
+            self.shared
+                .core
+                .notify(&self.local, conn.session.client(), &mut self.notices);
+        }
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+    }
+}
