@@ -180,9 +180,9 @@ impl EventLoop {
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
-                    let config = &self.shared.core.config().connection;
+                    let core = &self.shared.core;
                     let id = self.conns.insert_with(|id| Conn {
-                        session: Session::new(id, addr, config, now),
+                        session: core.new_session(id, addr, now),
                         stream,
                         writable: false,
                         timer: None,

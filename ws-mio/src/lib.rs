@@ -57,7 +57,8 @@ pub struct Server {
 impl Server {
     /// Binds `config.host:config.port` (port 0 picks a free port) with `handler` as callbacks.
     pub fn bind(config: ServerConfig, handler: impl Handler) -> io::Result<Server> {
-        let addr: SocketAddr = config.bind_addr().parse().map_err(|e| {
+        let core = ServerCore::new(config, handler)?;
+        let addr: SocketAddr = core.config().bind_addr().parse().map_err(|e| {
             io::Error::new(io::ErrorKind::InvalidInput, format!("bad host/port: {e}"))
         })?;
         let listener = mio::net::TcpListener::bind(addr)?;
@@ -65,7 +66,7 @@ impl Server {
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), event_loop::WAKER)?;
         let shared = Arc::new(Shared {
-            core: ServerCore::new(config, handler),
+            core,
             queue: Mutex::new(Vec::new()),
             waker,
             local_addr,

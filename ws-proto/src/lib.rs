@@ -23,6 +23,8 @@ pub mod mask;
 pub mod output;
 pub mod rng;
 pub mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod utf8;
 
 pub use close::{CloseCode, ClosePayload};

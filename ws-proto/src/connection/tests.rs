@@ -843,3 +843,227 @@ proptest! {
         prop_assert_eq!(events(&mut c), expect);
     }
 }
+
+// ----- §4: the opening handshake, through a real client/server pair -----
+
+/// Moves bytes both ways until neither side has output.
+fn pump(c: &mut Connection, s: &mut Connection, now: Instant) {
+    for _ in 0..16 {
+        let a = drain_output(c);
+        let b = drain_output(s);
+        if a.is_empty() && b.is_empty() {
+            return;
+        }
+        if !a.is_empty() {
+            s.receive(&a, now);
+        }
+        if !b.is_empty() {
+            c.receive(&b, now);
+        }
+    }
+}
+
+fn pair_with(protocols: &[&str]) -> (Connection, Connection) {
+    let mut req = ClientRequest::new("example.com", "/chat");
+    req.protocols = protocols.iter().map(|p| p.to_string()).collect();
+    let c = Connection::client(Config::default(), req, [9; 32], t0());
+    let s = Connection::server(Config::default(), t0());
+    (c, s)
+}
+
+#[test]
+fn s4_handshake_completes_and_messages_flow() {
+    let (mut c, mut s) = pair_with(&["chat", "superchat"]);
+    pump(&mut c, &mut s, t0());
+    let Some(Event::Request(req)) = s.poll_event() else {
+        panic!("expected a request")
+    };
+    assert_eq!(req.path, "/chat");
+    assert_eq!(req.host(), Some("example.com"));
+    assert_eq!(
+        req.protocols,
+        vec!["chat".to_string(), "superchat".to_string()]
+    );
+    s.accept(Accept {
+        protocol: Some("superchat".into()),
+        headers: vec![],
+    })
+    .unwrap();
+    pump(&mut c, &mut s, t0());
+    let Some(Event::Connected(resp)) = c.poll_event() else {
+        panic!("expected Connected")
+    };
+    assert_eq!(resp.status, 101);
+    assert_eq!(c.protocol(), Some("superchat"));
+    assert_eq!(s.protocol(), Some("superchat"));
+    c.send_text("hi").unwrap();
+    pump(&mut c, &mut s, t0());
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Message(Message::Text("hi".into()))]
+    );
+    c.close(CloseCode::NORMAL, "done").unwrap();
+    pump(&mut c, &mut s, t0());
+    assert_eq!(closed_event(&events(&mut s)).by, ClosedBy::Remote);
+    let evs = events(&mut c);
+    let closed = closed_event(&evs);
+    assert_eq!(
+        (closed.by, closed.code, closed.clean),
+        (ClosedBy::Local, 1000, true)
+    );
+    assert!(s.should_close_transport());
+}
+
+#[test]
+fn s4_2_2_server_may_not_select_an_unoffered_protocol() {
+    let (mut c, mut s) = pair_with(&["a"]);
+    pump(&mut c, &mut s, t0());
+    events(&mut s);
+    assert_eq!(
+        s.accept(Accept {
+            protocol: Some("b".into()),
+            headers: vec![]
+        }),
+        Err(Error::UnofferedProtocol)
+    );
+    assert!(s.accept(Accept::default()).is_ok());
+}
+
+#[test]
+fn s4_2_1_frames_behind_the_request_are_kept() {
+    let (mut c, mut s) = pair_with(&[]);
+    let mut bytes = drain_output(&mut c);
+    bytes.extend(cframe(1, true, b"early"));
+    s.receive(&bytes, t0());
+    assert!(matches!(s.poll_event(), Some(Event::Request(_))));
+    s.accept(Accept::default()).unwrap();
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Message(Message::Text("early".into()))]
+    );
+}
+
+#[test]
+fn s4_1_frames_behind_the_101_are_kept() {
+    let (mut c, mut s) = pair_with(&[]);
+    pump(&mut c, &mut s, t0());
+    events(&mut s);
+    s.accept(Accept::default()).unwrap();
+    s.send_text("welcome").unwrap();
+    let bytes = drain_output(&mut s);
+    c.receive(&bytes, t0());
+    let evs = events(&mut c);
+    assert!(matches!(evs[0], Event::Connected(_)));
+    assert_eq!(evs[1], Event::Message(Message::Text("welcome".into())));
+}
+
+#[test]
+fn s4_2_1_bad_version_is_answered_426_and_closed() {
+    let mut s = Connection::server(Config::default(), t0());
+    s.receive(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
+        t0(),
+    );
+    let out = String::from_utf8(drain_output(&mut s)).unwrap();
+    assert!(out.starts_with("HTTP/1.1 426"), "{out}");
+    assert!(out.contains("Sec-WebSocket-Version: 13"));
+    let evs = events(&mut s);
+    assert!(matches!(
+        closed_event(&evs).error,
+        Some(ConnectionError::Handshake(
+            HandshakeError::UnsupportedVersion
+        ))
+    ));
+    assert!(s.should_close_transport());
+}
+
+#[test]
+fn s4_2_1_oversized_head_is_431() {
+    let mut s = Connection::server(Config::default(), t0());
+    let mut req = b"GET / HTTP/1.1\r\nX-Pad: ".to_vec();
+    req.extend(std::iter::repeat_n(b'a', 20_000));
+    s.receive(&req, t0());
+    let out = String::from_utf8(drain_output(&mut s)).unwrap();
+    assert!(out.starts_with("HTTP/1.1 431"), "{out}");
+}
+
+#[test]
+fn plain_http_request_is_reported_and_answered() {
+    let mut s = Connection::server(Config::default(), t0());
+    s.receive(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n", t0());
+    let Some(Event::HttpRequest(req)) = s.poll_event() else {
+        panic!("expected a plain request")
+    };
+    assert_eq!(req.path, "/index.html");
+    s.respond(
+        200,
+        &[("Content-Type".into(), "text/html".into())],
+        b"<p>hi</p>",
+    )
+    .unwrap();
+    let out = String::from_utf8(drain_output(&mut s)).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"));
+    assert!(out.ends_with("<p>hi</p>"));
+    assert!(s.should_close_transport());
+}
+
+#[test]
+fn handshake_times_out_for_a_slow_client() {
+    let mut s = Connection::server(Config::default(), t0());
+    s.receive(b"GET / HTTP/1.1\r\n", t0());
+    let d = s.poll_timeout().expect("handshake deadline");
+    assert_eq!(d, t0() + Duration::from_secs(10));
+    s.handle_timeout(d);
+    let evs = events(&mut s);
+    assert!(matches!(
+        closed_event(&evs).error,
+        Some(ConnectionError::Handshake(HandshakeError::Timeout))
+    ));
+    assert!(s.should_close_transport());
+}
+
+#[test]
+fn s4_1_client_fails_on_bad_accept_key() {
+    let req = ClientRequest::new("x", "/");
+    let mut c = Connection::client(Config::default(), req, [1; 32], t0());
+    drain_output(&mut c);
+    c.receive(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+        t0(),
+    );
+    let evs = events(&mut c);
+    assert!(matches!(
+        closed_event(&evs).error,
+        Some(ConnectionError::Handshake(HandshakeError::BadAccept))
+    ));
+    assert!(c.should_close_transport());
+}
+
+#[test]
+fn s4_1_client_handshake_keys_are_not_constant() {
+    let mut a = Connection::client(
+        Config::default(),
+        ClientRequest::new("x", "/"),
+        [1; 32],
+        t0(),
+    );
+    let mut b = Connection::client(
+        Config::default(),
+        ClientRequest::new("x", "/"),
+        [2; 32],
+        t0(),
+    );
+    assert_ne!(drain_output(&mut a), drain_output(&mut b));
+}
+
+#[test]
+fn messages_before_accept_are_not_processed_until_accept() {
+    let (mut c, mut s) = pair_with(&[]);
+    pump(&mut c, &mut s, t0());
+    s.receive(&cframe(1, true, b"x"), t0());
+    assert!(matches!(s.poll_event(), Some(Event::Request(_))));
+    assert!(s.poll_event().is_none());
+    assert_eq!(s.send_text("too early"), Err(Error::NotOpen));
+}

@@ -31,6 +31,8 @@ pub struct ServerCore {
     config: ServerConfig,
     handler: Box<dyn Handler>,
     registry: Mutex<Registry>,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsAcceptor>,
 }
 
 impl std::fmt::Debug for ServerCore {
@@ -42,13 +44,50 @@ impl std::fmt::Debug for ServerCore {
 }
 
 impl ServerCore {
-    /// A core for `config` calling `handler`.
-    pub fn new(config: ServerConfig, handler: impl Handler) -> ServerCore {
-        ServerCore {
+    /// A core for `config` calling `handler`. Loads the TLS certificate and key when
+    /// `config.tls` is set (an error if they are unreadable, or if built without `tls`).
+    pub fn new(config: ServerConfig, handler: impl Handler) -> std::io::Result<ServerCore> {
+        #[cfg(feature = "tls")]
+        let tls = match &config.tls {
+            Some((cert, key)) => Some(crate::tls::TlsAcceptor::from_pem_files(cert, key)?),
+            None => None,
+        };
+        #[cfg(not(feature = "tls"))]
+        if config.tls.is_some() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "TLS configured but the `tls` feature is off",
+            ));
+        }
+        Ok(ServerCore {
             config,
             handler: Box::new(handler),
             registry: Mutex::new(Registry::default()),
+            #[cfg(feature = "tls")]
+            tls,
+        })
+    }
+
+    /// A session for a just-accepted transport (with TLS when configured).
+    pub fn new_session(
+        &self,
+        id: ClientId,
+        addr: core::net::SocketAddr,
+        now: std::time::Instant,
+    ) -> Session {
+        #[cfg(feature = "tls")]
+        if let Some(acceptor) = &self.tls {
+            match acceptor.session() {
+                Ok(tls) => return Session::with_tls(id, addr, &self.config.connection, now, tls),
+                Err(e) => {
+                    log::error!("{addr}: {e}");
+                    let mut s = Session::new(id, addr, &self.config.connection, now);
+                    s.connection_mut().abort();
+                    return s;
+                }
+            }
         }
+        Session::new(id, addr, &self.config.connection, now)
     }
 
     /// The configuration.

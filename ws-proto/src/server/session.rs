@@ -42,6 +42,10 @@ pub struct Session {
     conn: Connection,
     client: Client,
     announced: bool,
+    #[cfg(feature = "tls")]
+    tls: Option<Box<crate::tls::TlsSession>>,
+    #[cfg(feature = "tls")]
+    plain: Vec<u8>,
 }
 
 impl Session {
@@ -56,7 +60,25 @@ impl Session {
                 protocol: None,
             },
             announced: false,
+            #[cfg(feature = "tls")]
+            tls: None,
+            #[cfg(feature = "tls")]
+            plain: Vec::new(),
         }
+    }
+
+    /// A new session whose transport carries TLS (wss).
+    #[cfg(feature = "tls")]
+    pub fn with_tls(
+        id: ClientId,
+        addr: SocketAddr,
+        config: &Config,
+        now: Instant,
+        tls: crate::tls::TlsSession,
+    ) -> Session {
+        let mut s = Session::new(id, addr, config, now);
+        s.tls = Some(Box::new(tls));
+        s
     }
 
     /// The client's id.
@@ -96,6 +118,23 @@ impl Session {
 
     /// Feeds bytes read from the transport.
     pub fn receive(&mut self, data: &[u8], now: Instant) {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_mut() {
+            let mut plain = std::mem::take(&mut self.plain);
+            plain.clear();
+            let result = tls.receive(data, &mut plain);
+            if !plain.is_empty() {
+                self.conn.receive(&plain, now);
+            }
+            if let Err(e) = result {
+                log::debug!("{}: {e}", self.client.addr);
+                self.conn.abort();
+            }
+            if plain.capacity() <= 16 << 10 {
+                self.plain = plain;
+            }
+            return;
+        }
         self.conn.receive(data, now);
     }
 
@@ -106,21 +145,55 @@ impl Session {
 
     /// Fills `dst` with the bytes to write, in order, for a vectored write; returns how many.
     pub fn output_slices<'a>(&'a mut self, dst: &mut [&'a [u8]]) -> usize {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_mut() {
+            while self.conn.wants_write() {
+                let n = tls.send(self.conn.pending_output());
+                if n == 0 {
+                    break;
+                }
+                self.conn.consume_output(n);
+            }
+            if self.conn.should_close_transport() && !tls.failed() {
+                tls.close();
+            }
+            let pending = tls.pending();
+            if pending.is_empty() || dst.is_empty() {
+                return 0;
+            }
+            dst[0] = pending;
+            return 1;
+        }
         self.conn.output_slices(dst)
     }
 
     /// Reports that `n` bytes of the output were written.
     pub fn consume_output(&mut self, n: usize) {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_mut() {
+            tls.consume(n);
+            return;
+        }
         self.conn.consume_output(n);
     }
 
     /// There are bytes to write.
     pub fn wants_write(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return !tls.pending().is_empty() || self.conn.wants_write();
+        }
         self.conn.wants_write()
     }
 
     /// The transport should be closed now.
     pub fn should_close_transport(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return self.conn.should_close_transport()
+                && (tls.pending().is_empty()
+                    || self.conn.is_closed() && !self.conn.wants_write() && tls.failed());
+        }
         self.conn.should_close_transport()
     }
 
