@@ -1,1 +1,184 @@
-fn main() {}
+//! Codec micro-benchmarks. Every figure has a peer in the same run: unmasking next to memcpy of
+//! the same buffer, UTF-8 validation next to `std::str::from_utf8`.
+//!
+//! `cargo bench -p ws-proto --bench codec`
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use ws_proto::mask::{apply_mask, apply_mask_naive};
+use ws_proto::utf8::Utf8Validator;
+use ws_proto::{Config, Connection, Event, Role, SharedFrame};
+
+const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+fn masking(c: &mut Criterion) {
+    let mut g = c.benchmark_group("mask");
+    for size in [1 << 10, 64 << 10, 1 << 20] {
+        let src: Vec<u8> = (0..size).map(|i| i as u8).collect();
+        let mut dst = vec![0u8; size];
+        g.throughput(Throughput::Bytes(size as u64));
+        g.bench_function(format!("memcpy/{size}"), |b| {
+            b.iter(|| dst.copy_from_slice(black_box(&src)))
+        });
+        g.bench_function(format!("unmask_in_place/{size}"), |b| {
+            b.iter(|| apply_mask(black_box(&mut dst), KEY, 0))
+        });
+        g.bench_function(format!("copy_and_unmask/{size}"), |b| {
+            b.iter(|| {
+                dst.copy_from_slice(black_box(&src));
+                apply_mask(&mut dst, KEY, 0)
+            })
+        });
+        g.bench_function(format!("unmask_naive/{size}"), |b| {
+            b.iter(|| apply_mask_naive(black_box(&mut dst), KEY, 1))
+        });
+    }
+    g.finish();
+}
+
+fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n if n <= 65535 => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(0x80 | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&KEY);
+    let start = f.len();
+    f.extend_from_slice(payload);
+    apply_mask(&mut f[start..], KEY, 0);
+    f
+}
+
+fn decoding(c: &mut Criterion) {
+    let mut g = c.benchmark_group("decode");
+    // 1,000 masked 64-byte frames in one buffer, as a busy socket read delivers them.
+    let n = 1000;
+    let text: Vec<u8> = b"0123456789abcdef"
+        .iter()
+        .cycle()
+        .take(64)
+        .copied()
+        .collect();
+    for (name, opcode) in [("binary64", 2u8), ("text64", 1u8)] {
+        let input: Vec<u8> = (0..n).flat_map(|_| masked_frame(opcode, &text)).collect();
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(format!("{name}_x1000"), |b| {
+            b.iter_batched(
+                || {
+                    Connection::from_upgraded(
+                        Role::Server,
+                        Config::default(),
+                        None,
+                        [0; 32],
+                        Instant::now(),
+                    )
+                },
+                |mut conn| {
+                    conn.receive(black_box(&input), Instant::now());
+                    let mut count = 0;
+                    while let Some(e) = conn.poll_event() {
+                        if let Event::Message(m) = e {
+                            count += m.as_bytes().len();
+                        }
+                    }
+                    assert_eq!(count, 64 * n);
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    let big = vec![b'a'; 16 << 20];
+    for (name, opcode) in [("binary_16MiB", 2u8), ("text_16MiB", 1u8)] {
+        let input = masked_frame(opcode, &big);
+        g.throughput(Throughput::Bytes(big.len() as u64));
+        g.sample_size(20);
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    Connection::from_upgraded(
+                        Role::Server,
+                        Config::default(),
+                        None,
+                        [0; 32],
+                        Instant::now(),
+                    )
+                },
+                |mut conn| {
+                    conn.receive(black_box(&input), Instant::now());
+                    assert!(matches!(conn.poll_event(), Some(Event::Message(_))));
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+fn utf8(c: &mut Criterion) {
+    let mut g = c.benchmark_group("utf8");
+    let ascii = "The quick brown fox jumps over the lazy dog. ".repeat(23_000);
+    let mixed = "κόσμε, 世界, Grüße, 😀 — and some ASCII too. ".repeat(16_000);
+    for (name, text) in [("ascii", &ascii), ("mixed", &mixed)] {
+        let bytes = text.as_bytes();
+        g.throughput(Throughput::Bytes(bytes.len() as u64));
+        g.bench_function(format!("std_from_utf8/{name}"), |b| {
+            b.iter(|| std::str::from_utf8(black_box(bytes)).is_ok())
+        });
+        g.bench_function(format!("incremental_4KiB_chunks/{name}"), |b| {
+            b.iter(|| {
+                let mut v = Utf8Validator::default();
+                for chunk in black_box(bytes).chunks(4093) {
+                    v.feed(chunk).unwrap();
+                }
+                v.finish().unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+fn broadcast(c: &mut Criterion) {
+    let mut g = c.benchmark_group("broadcast");
+    let conns = 1000;
+    g.throughput(Throughput::Elements(conns as u64));
+    g.bench_function("encode_once_to_1000_queues", |b| {
+        b.iter_batched(
+            || {
+                (0..conns)
+                    .map(|_| {
+                        Connection::from_upgraded(
+                            Role::Server,
+                            Config::default(),
+                            None,
+                            [0; 32],
+                            Instant::now(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            },
+            |mut all| {
+                let frame = SharedFrame::text(black_box(
+                    "a message for everyone, sixty-four bytes long.......",
+                ));
+                for c in &mut all {
+                    c.send_shared(&frame).unwrap();
+                }
+                all
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, masking, decoding, utf8, broadcast);
+criterion_main!(benches);
