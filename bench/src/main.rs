@@ -334,7 +334,13 @@ impl Tx {
                 if cnt == 0 {
                     return Ok(());
                 }
-                match stream.write_vectored(&iov[..cnt]) {
+                // A plain write is a little cheaper than writev for one slice.
+                let res = if cnt == 1 {
+                    stream.write(&iov[0])
+                } else {
+                    stream.write_vectored(&iov[..cnt])
+                };
+                match res {
                     Ok(n) => (n, total),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         self.blocked = true;
@@ -690,7 +696,14 @@ impl<'o> Load<'o> {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(format!("read #{i}: {e}")),
+                Err(e) => {
+                    let when = if c.st == St::Open {
+                        ""
+                    } else {
+                        " during the handshake"
+                    };
+                    return Err(format!("read #{i}{when}: {e}"));
+                }
             };
             let data = &rbuf[..n];
             match c.st {
