@@ -244,6 +244,11 @@ impl EventLoop {
                     conn.session.receive(&self.read_buf[..n], now);
                     self.deliver(id);
                     self.run_commands(now);
+                    // A short read drained the socket; epoll's edge trigger fires again for any
+                    // later data or FIN, so the read that would only say WouldBlock is skipped.
+                    if n < self.read_buf.len() && cfg!(target_os = "linux") {
+                        return;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
