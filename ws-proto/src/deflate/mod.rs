@@ -1,7 +1,70 @@
 //! permessage-deflate (RFC 7692): negotiation and the per-message codec.
+//!
+//! - [`parse_extensions`]: `Sec-WebSocket-Extensions` syntax, for any extension.
+//! - [`negotiate_server`], [`client_offer`], [`accept_response`]: the RFC 7692 §7.1 rules.
+//! - [`PerMessageDeflate`]: compresses whole outgoing messages and inflates incoming ones
+//!   incrementally, frame by frame, checking the size limit while inflating.
+//!
+//! # Using the codec
+//!
+//! Sending: [`PerMessageDeflate::compress`] either appends the complete compressed payload (tail
+//! `00 00 ff ff` already removed, nothing to prepend) and returns `true`, in which case the
+//! message goes out with RSV1 on its first frame, or returns `false` and the message goes out
+//! uncompressed. Receiving a message whose first frame has RSV1: pass every payload chunk to
+//! [`PerMessageDeflate::decompress`], then call [`PerMessageDeflate::finish_message`] once after
+//! the FIN frame. Both directions are independent; one value holds both.
+//!
+//! # Windows and context takeover
+//!
+//! `miniz_oxide` always compresses with a 32 KiB window. When our sending direction must stay
+//! within 2^N bytes (N < 15), each message is compressed as independent pieces of at most 2^N
+//! bytes, each started from a clean history and ended with a full flush, so no back-reference
+//! can reach further than 2^N − 1 bytes. That also drops context takeover for that direction,
+//! which is always allowed: a sender may use less history than agreed. Receiving always uses a
+//! 32 KiB window, so peers that round a window of 8 up to 9 (zlib does) are understood.
+//!
+//! # Memory per connection
+//!
+//! Nothing is allocated until the first compressed message. Heap bytes held per connection
+//! (x86-64, `miniz_oxide` 0.8; [`PerMessageDeflate::heap_bytes`] reports them):
+//!
+//! | situation                                              | heap bytes per connection |
+//! |--------------------------------------------------------|---------------------------|
+//! | deflate not negotiated                                 | 0                         |
+//! | negotiated, before any compressed message              | 0                         |
+//! | we send with context takeover (window 15)              | + 319,326 (compressor)    |
+//! | the peer sends with context takeover                   | + 43,312 (inflater)       |
+//! | no context takeover either way, between messages       | 0                         |
+//!
+//! The inflater is its 32 KiB window plus `miniz_oxide`'s decoder state (10,504 bytes) and a
+//! few fields.
+//!
+//! So a server that sets `server_no_context_takeover` and `client_no_context_takeover` (or is
+//! offered them) holds nothing per idle connection; with context takeover both ways (the RFC
+//! default, what browsers get unless the server asks otherwise) it holds ~355 KiB per connection
+//! once messages have flowed. Without context, compression uses one compressor per thread
+//! (319,326 bytes, shared by every connection on the thread) and inflation borrows a pooled
+//! inflater for the duration of one message (one spare of 43,312 bytes is kept per thread); see
+//! [`thread_buffer_bytes`] and [`release_thread_buffers`]. The [`PerMessageDeflate`] value itself
+//! is 40 bytes inline in its connection (`Option<PerMessageDeflate>` too).
 
-use crate::error::{HandshakeError, ProtocolError};
-use crate::Role;
+mod codec;
+mod negotiate;
+mod params;
+
+#[cfg(test)]
+mod tests;
+
+pub use codec::{release_thread_buffers, thread_buffer_bytes, PerMessageDeflate};
+pub use negotiate::{accept_response, client_offer, negotiate_server, EXTENSION_NAME};
+pub use params::{
+    parse_extensions, Extension, ExtensionParam, ExtensionSyntaxError, ExtensionSyntaxErrorKind,
+};
+
+/// The smallest LZ77 window RFC 7692 allows, in bits (256 bytes).
+pub const MIN_WINDOW_BITS: u8 = 8;
+/// The largest (and default) LZ77 window RFC 7692 allows, in bits (32 KiB).
+pub const MAX_WINDOW_BITS: u8 = 15;
 
 /// What we offer (client) or accept (server) for permessage-deflate.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,12 +78,13 @@ pub struct DeflateConfig {
     /// Client: offer `client_no_context_takeover`. Server: add it to every agreement.
     pub client_no_context_takeover: bool,
     /// Client: request this `server_max_window_bits`. Server: the largest window we use to
-    /// compress (8–15).
+    /// compress (8–15). Values outside 8–15 are clamped.
     pub server_max_window_bits: Option<u8>,
     /// Client: offer this `client_max_window_bits`. Server: ask the client for this window when it
-    /// offered the parameter.
+    /// offered the parameter. Values outside 8–15 are clamped.
     pub client_max_window_bits: Option<u8>,
-    /// Compression level 0–9 (miniz_oxide's scale).
+    /// Compression level 0–9 (`miniz_oxide`'s scale; 10 is its slowest). 0 disables compressing
+    /// outgoing messages while still negotiating, so incoming ones can be compressed.
     pub level: u8,
     /// Messages shorter than this are sent uncompressed.
     pub threshold: usize,
@@ -51,95 +115,4 @@ pub struct DeflateParams {
     pub server_max_window_bits: u8,
     /// LZ77 window of the client's compressor (8–15).
     pub client_max_window_bits: u8,
-}
-
-/// Server: picks the first offer in `extension_headers` that we can honour. Returns the agreed
-/// parameters and the `Sec-WebSocket-Extensions` response value. Invalid offers are skipped.
-pub fn negotiate_server(
-    config: &DeflateConfig,
-    extension_headers: &[&[u8]],
-) -> Option<(DeflateParams, String)> {
-    todo!("H2 {config:?} {}", extension_headers.len())
-}
-
-/// Client: the `Sec-WebSocket-Extensions` offer, or `None` when disabled.
-pub fn client_offer(config: &DeflateConfig) -> Option<String> {
-    todo!("H2 {config:?}")
-}
-
-/// Client: checks the server's `Sec-WebSocket-Extensions` response against our offer.
-pub fn accept_response(
-    config: &DeflateConfig,
-    extension_headers: &[&[u8]],
-) -> Result<Option<DeflateParams>, HandshakeError> {
-    todo!("H2 {config:?} {}", extension_headers.len())
-}
-
-/// Per-connection compression state. Allocates nothing until the first compressed message.
-pub struct PerMessageDeflate {
-    params: DeflateParams,
-    role: Role,
-    level: u8,
-    threshold: usize,
-}
-
-impl std::fmt::Debug for PerMessageDeflate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PerMessageDeflate")
-            .field("params", &self.params)
-            .field("role", &self.role)
-            .finish()
-    }
-}
-
-impl PerMessageDeflate {
-    /// State for one connection in `role` with the agreed `params`.
-    pub fn new(params: DeflateParams, role: Role, config: &DeflateConfig) -> PerMessageDeflate {
-        PerMessageDeflate {
-            params,
-            role,
-            level: config.level,
-            threshold: config.threshold,
-        }
-    }
-
-    /// The agreed parameters.
-    pub fn params(&self) -> DeflateParams {
-        self.params
-    }
-
-    /// Compresses a whole message payload, appending to `out` without the trailing
-    /// `00 00 ff ff`. Returns `false` (and leaves `out` as it was) when the message is better
-    /// sent uncompressed (below the threshold, or not smaller).
-    pub fn compress(&mut self, payload: &[u8], out: &mut Vec<u8>) -> bool {
-        todo!(
-            "H2 {} {} {} {}",
-            payload.len(),
-            out.len(),
-            self.level,
-            self.threshold
-        )
-    }
-
-    /// Inflates the next chunk of a compressed message, appending to `out`. Fails with
-    /// `MessageTooLarge` as soon as `out` would exceed `max_len`, and with
-    /// `InvalidCompressedData` on a bad stream.
-    pub fn decompress(
-        &mut self,
-        input: &[u8],
-        out: &mut Vec<u8>,
-        max_len: usize,
-    ) -> Result<(), ProtocolError> {
-        todo!("H2 {} {} {}", input.len(), out.len(), max_len)
-    }
-
-    /// Ends a compressed message: inflates the implicit `00 00 ff ff` tail and resets the
-    /// decompressor when the peer does not keep its context.
-    pub fn finish_message(
-        &mut self,
-        out: &mut Vec<u8>,
-        max_len: usize,
-    ) -> Result<(), ProtocolError> {
-        todo!("H2 {} {}", out.len(), max_len)
-    }
 }
