@@ -180,5 +180,109 @@ fn broadcast(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, masking, decoding, utf8, broadcast);
+fn deflate(c: &mut Criterion) {
+    use ws_proto::deflate::PerMessageDeflate;
+    use ws_proto::{DeflateConfig, DeflateParams};
+    let mut g = c.benchmark_group("deflate");
+    // No context takeover: every iteration compresses from scratch, as a fresh message would.
+    let params = DeflateParams {
+        server_no_context_takeover: true,
+        client_no_context_takeover: true,
+        server_max_window_bits: 15,
+        client_max_window_bits: 15,
+    };
+    let config = DeflateConfig::default();
+    // Text-like: words drawn at random from a small vocabulary (compresses about 3:1, like
+    // chat or JSON traffic), 16 KiB per message.
+    let words = [
+        "the",
+        "quick",
+        "brown",
+        "fox",
+        "jumps",
+        "over",
+        "lazy",
+        "dog",
+        "user",
+        "room",
+        "message",
+        "hello",
+        "world",
+        "rust",
+        "websocket",
+        "frame",
+        "\"id\":",
+        "\"text\":",
+        "{",
+        "}",
+        "alice",
+        "bob",
+        "server",
+        "client",
+        "ping",
+        "pong",
+        "close",
+        "data",
+        "json",
+        "value",
+        "12345",
+        "true",
+    ];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut text = Vec::new();
+    while text.len() < 16 << 10 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        text.extend_from_slice(words[(x % words.len() as u64) as usize].as_bytes());
+        text.push(b' ');
+    }
+    // xorshift bytes: incompressible, so the codec should notice and send them as they are.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let random: Vec<u8> = (0..text.len())
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    for (name, data) in [("text", &text), ("random", &random)] {
+        g.throughput(Throughput::Bytes(data.len() as u64));
+        let mut tx = PerMessageDeflate::new(params, Role::Server, &config);
+        let mut out = Vec::new();
+        g.bench_function(format!("compress/{name}"), |b| {
+            b.iter(|| {
+                out.clear();
+                tx.compress(black_box(data), &mut out)
+            })
+        });
+        if name == "random" {
+            // Incompressible input is sent as it is (compress returns false): nothing to inflate.
+            continue;
+        }
+        let mut plain = Vec::with_capacity(data.len());
+        g.bench_function(format!("inflate/{name}"), |b| {
+            b.iter_batched(
+                || {
+                    let mut tx = PerMessageDeflate::new(params, Role::Server, &config);
+                    let mut c = Vec::new();
+                    tx.compress(data, &mut c);
+                    (PerMessageDeflate::new(params, Role::Client, &config), c)
+                },
+                |(mut rx, c)| {
+                    plain.clear();
+                    if !c.is_empty() {
+                        rx.decompress(&c, &mut plain, usize::MAX).unwrap();
+                        rx.finish_message(&mut plain, usize::MAX).unwrap();
+                    }
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, masking, decoding, utf8, broadcast, deflate);
 criterion_main!(benches);
