@@ -16,7 +16,8 @@ const USAGE = `Usage:
 
 The script (each step prints "STEP <name> ok"):
   connect, [deflate-negotiated], text "hello", binary bytes 0..255, empty text "",
-  100 KiB text of "abc"..., fragmented text "frag"+"mented "+"message" (3 frames, send with fin:false),
+  100 KiB text of "abc"..., 60000-byte binary (a 20000-byte pseudo-random block 3 times: catches a
+  deflate window larger than negotiated), fragmented text "frag"+"mented "+"message" (3 frames, send with fin:false),
   ping with payload -> matching pong, non-ASCII text "κόσμε €", close 1000 "bye" -> the server's close
   frame has code 1000 and the server closes the TCP connection promptly.
 Output: last line "OK <summary>", exit 0; "FAIL <step>: <detail>", exit 1; usage error, exit 2.
@@ -33,6 +34,18 @@ const LARGE_TEXT = 'abc'.repeat(40000).slice(0, 100 * 1024);
 const FRAGMENTS = ['frag', 'mented ', 'message'];
 const NON_ASCII = 'κόσμε €';
 const PING_PAYLOAD = Buffer.from('ping-payload');
+// 20000 pseudo-random bytes repeated 3 times: the only matches are 20000 bytes back, so a deflate
+// peer that agreed to a window smaller than 32 KiB but compresses with a 32 KiB window produces
+// back-references that zlib rejects here ("invalid distance too far back").
+const LONG_DISTANCE = (() => {
+  const block = Buffer.alloc(20000);
+  let x = 0x9e3779b9;
+  for (let i = 0; i < block.length; i++) {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5; // xorshift32
+    block[i] = x & 0xff;
+  }
+  return Buffer.concat([block, block, block]);
+})();
 
 const args = parseArgs(process.argv.slice(2), USAGE, {
   flags: ['--deflate-optional'],
@@ -142,6 +155,9 @@ async function run() {
 
   ws.send(LARGE_TEXT);
   checkEcho('large-text', await next('large-text', ['message']), LARGE_TEXT);
+
+  ws.send(LONG_DISTANCE);
+  checkEcho('long-distance-binary', await next('long-distance-binary', ['message']), LONG_DISTANCE);
 
   ws.send(FRAGMENTS[0], { fin: false });
   ws.send(FRAGMENTS[1], { fin: false });

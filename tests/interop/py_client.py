@@ -21,7 +21,8 @@ Usage:
 
 The script (each step prints "STEP <name> ok"):
   connect, [deflate-negotiated], text "hello", binary bytes(range(256)), empty text "",
-  100 KiB text of "abc"..., fragmented text "frag"+"mented "+"message" (3 frames),
+  100 KiB text of "abc"..., 60000-byte binary (a 20000-byte pseudo-random block 3 times: catches a
+  deflate window larger than negotiated), fragmented text "frag"+"mented "+"message" (3 frames),
   ping with payload -> matching pong, non-ASCII text "κόσμε €", close 1000 "bye" -> the server's close
   frame has code 1000 and the server closes the TCP connection promptly.
 Output: see interop_common.py. Last line "OK <summary>", exit 0; "FAIL <step>: <detail>", exit 1;
@@ -51,6 +52,10 @@ LARGE_TEXT = ("abc" * 40000)[: 100 * 1024]
 FRAGMENTS = ["frag", "mented ", "message"]
 NON_ASCII = "κόσμε €"
 PING_PAYLOAD = b"ping-payload"
+# 20000 pseudo-random bytes repeated 3 times: the only matches are 20000 bytes back, so a deflate
+# peer that agreed to a window smaller than 32 KiB but compresses with a 32 KiB window produces
+# back-references that zlib rejects here ("invalid distance too far back").
+LONG_DISTANCE = __import__("random").Random(7).randbytes(20000) * 3
 
 
 def check_echo(step: str, got, want) -> None:
@@ -126,6 +131,10 @@ def run_websockets(url: str, deflate: dict | None, optional: bool) -> str:
         step = "large-text"
         ws.send(LARGE_TEXT)
         check_echo(step, ws.recv(timeout=STEP_TIMEOUT), LARGE_TEXT)
+
+        step = "long-distance-binary"
+        ws.send(LONG_DISTANCE)
+        check_echo(step, ws.recv(timeout=STEP_TIMEOUT), LONG_DISTANCE)
 
         step = "fragmented-text"
         ws.send(iter(FRAGMENTS))  # one frame per item: text, continuation, continuation(fin)
@@ -208,6 +217,10 @@ def run_websocket_client(url: str) -> str:
         step = "large-text"
         ws.send(LARGE_TEXT)
         check_echo(step, recv_message(step), LARGE_TEXT)
+
+        step = "long-distance-binary"
+        ws.send_binary(LONG_DISTANCE)
+        check_echo(step, recv_message(step), LONG_DISTANCE)
 
         step = "fragmented-text"
         ws.send_frame(ABNF.create_frame(FRAGMENTS[0], ABNF.OPCODE_TEXT, fin=0))

@@ -7,7 +7,9 @@ Usage:
 
   PORT_FILE            once listening on 127.0.0.1:<ephemeral port>, the port number (decimal, followed by
                        a newline) is written here atomically (temp file + rename): poll until it exists
-  --deflate            accept permessage-deflate offers (off: offers are declined)
+  --deflate            accept permessage-deflate offers (off: offers are declined) with the library's
+                       defaults, as `compression="deflate"` deploys them: server_max_window_bits=12, and
+                       client_max_window_bits=12 when the client offers client_max_window_bits
   --window-bits N      8..15, implies --deflate: answer with client_max_window_bits=N when the client
                        offers client_max_window_bits, and use server_max_window_bits=max(N, 9) (the
                        websockets library cannot compress with an 8-bit window)
@@ -64,8 +66,10 @@ def main() -> None:
         wb = deflate["window_bits"]
         kwargs["extensions"] = [
             ServerPerMessageDeflateFactory(
-                server_max_window_bits=max(wb, 9) if wb is not None else None,
-                client_max_window_bits=wb,
+                # Without --window-bits: the library's own defaults (what `compression="deflate"`
+                # deploys), i.e. 12-bit windows both ways.
+                server_max_window_bits=max(wb, 9) if wb is not None else 12,
+                client_max_window_bits=wb if wb is not None else 12,
                 server_no_context_takeover=deflate["server_no_context_takeover"],
                 client_no_context_takeover=deflate["client_no_context_takeover"],
                 compress_settings={"memLevel": 5},
