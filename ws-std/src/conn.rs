@@ -1,0 +1,194 @@
+//! A client's thread: the only code that touches the client's socket. It reads into the
+//! session, runs the callbacks with no lock held, writes the session's output, and sleeps until
+//! the accept thread reports readiness, another thread wakes it, or the session's next timer.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+use ws_proto::server::{Notice, Session};
+
+use crate::{Handle, Shared, Slot};
+
+/// Read buffer while a client is quiet: on the stack, so an idle client holds none.
+const SMALL_READ: usize = 4 << 10;
+/// Read buffer while data streams in (a read filled the small one).
+const BIG_READ: usize = 64 << 10;
+/// Most slices per vectored write (own frames coalesce into one; shared frames add one each).
+const MAX_SLICES: usize = 32;
+
+struct ClientThread {
+    shared: Arc<Shared>,
+    slot: Arc<Slot>,
+    stream: TcpStream,
+    api: Handle,
+    notices: Vec<Notice>,
+    big: Vec<u8>,
+}
+
+/// The body of a client thread.
+pub(crate) fn run(shared: Arc<Shared>, slot: Arc<Slot>, stream: TcpStream) {
+    let _ = slot.thread.set(std::thread::current());
+    let id = slot.lock().id();
+    let mut t = ClientThread {
+        api: Handle {
+            shared: shared.clone(),
+        },
+        shared,
+        slot,
+        stream,
+        notices: Vec::new(),
+        big: Vec::new(),
+    };
+    if panic::catch_unwind(AssertUnwindSafe(|| t.serve())).is_err() {
+        log::error!("{id}: a callback panicked; dropping the client");
+    }
+    t.finish();
+}
+
+impl ClientThread {
+    /// Turns until the session says the transport is done.
+    fn serve(&mut self) {
+        let mut small = [0u8; SMALL_READ];
+        loop {
+            let used_big = self.read(&mut small);
+            let now = Instant::now();
+            let (done, deadline) = {
+                let mut s = self.slot.lock();
+                if s.poll_timeout().is_some_and(|t| t <= now) {
+                    s.handle_timeout(now);
+                }
+                flush(&mut s, &self.stream, now);
+                s.process(&self.shared.core, &mut self.notices);
+                (s.should_close_transport(), s.poll_timeout())
+            };
+            if !self.notices.is_empty() {
+                // The callbacks may have queued output for this client: turn again.
+                self.notify();
+                continue;
+            }
+            if done {
+                return;
+            }
+            if !used_big {
+                self.big = Vec::new();
+            }
+            match deadline {
+                Some(t) => std::thread::park_timeout(t.saturating_duration_since(Instant::now())),
+                None => std::thread::park(),
+            }
+        }
+    }
+
+    /// Reads until the socket is drained, handing every chunk to the session and its callbacks
+    /// at once. Returns whether the big buffer was needed.
+    fn read(&mut self, small: &mut [u8; SMALL_READ]) -> bool {
+        let mut big = std::mem::take(&mut self.big);
+        let mut used_big = false;
+        loop {
+            if self.slot.lock().connection().is_closed() {
+                // Only flushing remains; further input is left unread.
+                break;
+            }
+            let buf: &mut [u8] = if used_big { &mut big } else { small };
+            let n = match (&self.stream).read(buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::debug!("{}: read error: {e}", self.slot.lock().id());
+                    0
+                }
+            };
+            let now = Instant::now();
+            {
+                let mut s = self.slot.lock();
+                if n == 0 {
+                    s.receive_eof(now);
+                } else {
+                    s.receive(&buf[..n], now);
+                }
+                s.process(&self.shared.core, &mut self.notices);
+            }
+            self.notify();
+            if n == 0 {
+                break;
+            }
+            if n == buf.len() && !used_big {
+                used_big = true;
+                if big.is_empty() {
+                    big = vec![0; BIG_READ];
+                }
+            }
+        }
+        self.big = big;
+        used_big
+    }
+
+    /// Runs the callbacks for what the session reported, with no lock held, so that they may
+    /// send to this very client.
+    fn notify(&mut self) {
+        if self.notices.is_empty() {
+            return;
+        }
+        let client = self.slot.lock().client().clone();
+        self.shared
+            .core
+            .notify(&self.api, &client, &mut self.notices);
+    }
+
+    /// Ends the session whatever brought us here (a panic included), so that an announced
+    /// client gets its "left" callback exactly once, then closes the socket and reports to the
+    /// accept thread.
+    fn finish(mut self) {
+        let id = {
+            let mut s = self.slot.lock();
+            if !s.connection().is_closed() {
+                s.connection_mut().abort();
+            }
+            s.process(&self.shared.core, &mut self.notices);
+            s.id()
+        };
+        if panic::catch_unwind(AssertUnwindSafe(|| self.notify())).is_err() {
+            log::error!("{id}: the \"left\" callback panicked");
+        }
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        let ClientThread { shared, stream, .. } = self;
+        drop(stream);
+        shared
+            .finished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(id);
+        shared.wake_poller();
+    }
+}
+
+/// Writes the session's output until the socket would block. A failed write ends the transport.
+fn flush(s: &mut Session, stream: &TcpStream, now: Instant) {
+    while s.wants_write() {
+        let result = {
+            let mut slices: [&[u8]; MAX_SLICES] = [&[]; MAX_SLICES];
+            let n = s.output_slices(&mut slices);
+            let io: [IoSlice<'_>; MAX_SLICES] = slices.map(IoSlice::new);
+            let mut w = stream;
+            w.write_vectored(&io[..n])
+        };
+        match result {
+            Ok(0) => {
+                s.receive_eof(now);
+                return;
+            }
+            Ok(n) => s.consume_output(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::debug!("{}: write error: {e}", s.id());
+                s.receive_eof(now);
+                return;
+            }
+        }
+    }
+}

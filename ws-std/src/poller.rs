@@ -1,0 +1,260 @@
+//! The accept thread: accepts clients and starts their threads, turns socket readiness into
+//! wake-ups of the client threads, joins the threads that ended, and carries out shutdowns.
+//!
+//! Client threads do all the I/O on their sockets, but they sleep in `park`, not in a poll of
+//! their own: one `epoll` here watches every client socket (edge-triggered, readable and
+//! writable), so a client costs exactly one file descriptor and any thread can wake a client
+//! thread with a plain `unpark`.
+
+use std::io;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use ws_proto::server::{ClientId, Shutdown};
+
+use crate::{conn, Shared, Slot};
+
+pub(crate) const WAKER: Token = Token(usize::MAX - 1);
+const LISTENER: Token = Token(usize::MAX - 2);
+
+/// The stack of a client thread. Small because there may be tens of thousands of them; only the
+/// pages actually touched cost memory, so this bounds address space rather than RSS.
+pub(crate) const CLIENT_STACK: usize = 64 << 10;
+
+pub(crate) struct Poller {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    shared: Arc<Shared>,
+    /// Client threads by slot: the accept thread alone starts and joins them.
+    threads: Vec<Option<(ClientId, JoinHandle<()>)>>,
+    live: usize,
+    shutdown_deadline: Option<Instant>,
+    aborted: bool,
+    /// When accepting failed for lack of file descriptors, try again at this time.
+    accept_retry: Option<Instant>,
+}
+
+impl Poller {
+    pub(crate) fn new(
+        poll: Poll,
+        mut listener: TcpListener,
+        shared: Arc<Shared>,
+    ) -> io::Result<Poller> {
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        Ok(Poller {
+            poll,
+            listener: Some(listener),
+            shared,
+            threads: Vec::new(),
+            live: 0,
+            shutdown_deadline: None,
+            aborted: false,
+            accept_retry: None,
+        })
+    }
+
+    pub(crate) fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let result = loop {
+            let now = Instant::now();
+            self.reap();
+            self.carry_out_shutdown(now);
+            if (self.aborted || self.shutdown_deadline.is_some()) && self.live == 0 {
+                break Ok(());
+            }
+            if self.accept_retry.is_some_and(|t| t <= now) {
+                self.accept_retry = None;
+                self.accept(now);
+            }
+            let timeout = [self.shutdown_deadline, self.accept_retry]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(|t| t.saturating_duration_since(now) + Duration::from_millis(1));
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(e),
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(Instant::now()),
+                    WAKER => {}
+                    Token(slot) => {
+                        // A stale token (its client gone, the slot reused) only costs the new
+                        // client a spurious turn.
+                        if let Some(Some((_, t))) = self.threads.get(slot) {
+                            t.thread().unpark();
+                        }
+                    }
+                }
+            }
+        };
+        if result.is_err() {
+            self.abort_all();
+        }
+        self.join_all();
+        log::info!("stopped");
+        result
+    }
+
+    fn accept(&mut self, now: Instant) {
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((mut stream, addr)) => {
+                    let max = self.shared.core.config().max_connections;
+                    // Clients past the limit still get a quick 503 from the handshake; only a
+                    // flood of raw sockets far past it is dropped outright.
+                    if self.live >= max.saturating_mul(2).max(max + 64) {
+                        log::warn!("{addr}: dropped, {} sockets open", self.live);
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let core = &self.shared.core;
+                    let id = {
+                        let mut slots =
+                            self.shared.slots.write().unwrap_or_else(|p| p.into_inner());
+                        slots.insert_with(|id| {
+                            Arc::new(Slot {
+                                session: core.new_session(id, addr, now).into(),
+                                thread: Default::default(),
+                            })
+                        })
+                    };
+                    // Registered before the thread starts, so no readiness edge can be missed.
+                    let registered = self.poll.registry().register(
+                        &mut stream,
+                        Token(id.slot()),
+                        Interest::READABLE | Interest::WRITABLE,
+                    );
+                    let started = registered.and_then(|()| self.spawn(id, stream));
+                    if let Err(e) = started {
+                        log::error!("{addr}: cannot start a client thread: {e}");
+                        self.remove_slot(id);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Typically EMFILE: the backlog keeps the clients; try again shortly.
+                    log::error!("accept failed: {e}");
+                    self.accept_retry = Some(now + Duration::from_millis(50));
+                    break;
+                }
+            }
+        }
+    }
+
+    fn spawn(&mut self, id: ClientId, stream: mio::net::TcpStream) -> io::Result<()> {
+        let slot = self.shared.slot(id).expect("just inserted");
+        let shared = self.shared.clone();
+        let mut builder = std::thread::Builder::new().name("ws-std-client".into());
+        if std::env::var_os("RUST_MIN_STACK").is_none() {
+            builder = builder.stack_size(CLIENT_STACK);
+        }
+        let handle = builder.spawn(move || conn::run(shared, slot, stream))?;
+        let i = id.slot();
+        if self.threads.len() <= i {
+            self.threads.resize_with(i + 1, || None);
+        }
+        self.threads[i] = Some((id, handle));
+        self.live += 1;
+        Ok(())
+    }
+
+    /// Joins the client threads that said they ended, and frees their slots.
+    fn reap(&mut self) {
+        let finished = std::mem::take(
+            &mut *self
+                .shared
+                .finished
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        for id in finished {
+            let entry = self.threads.get_mut(id.slot()).and_then(Option::take);
+            match entry {
+                Some((owner, handle)) if owner == id => {
+                    if handle.join().is_err() {
+                        log::error!("{id}: client thread panicked");
+                    }
+                    self.live -= 1;
+                }
+                other => self.threads[id.slot()] = other,
+            }
+            // Only now may the slot (and so the id's token) be reused.
+            self.remove_slot(id);
+        }
+    }
+
+    fn remove_slot(&self, id: ClientId) {
+        let mut slots = self.shared.slots.write().unwrap_or_else(|p| p.into_inner());
+        slots.remove(id);
+    }
+
+    fn carry_out_shutdown(&mut self, now: Instant) {
+        let requested = self.shared.control().requested;
+        match requested {
+            Some(Shutdown::Graceful) if self.shutdown_deadline.is_none() && !self.aborted => {
+                log::info!("graceful shutdown of {} connections", self.live);
+                self.stop_accepting();
+                self.shutdown_deadline = Some(now + self.shared.core.config().shutdown_timeout);
+                for slot in self.shared.all_slots() {
+                    let mut s = slot.lock();
+                    // Starts the close timer from now, not from the client's last input.
+                    s.handle_timeout(now);
+                    s.begin_shutdown();
+                    drop(s);
+                    slot.wake();
+                }
+            }
+            Some(Shutdown::Abrupt) if !self.aborted => self.abort_all(),
+            _ => {}
+        }
+        if !self.aborted && self.shutdown_deadline.is_some_and(|d| d <= now) && self.live > 0 {
+            log::info!(
+                "shutdown timeout: dropping {} remaining connections",
+                self.live
+            );
+            self.abort_all();
+        }
+    }
+
+    /// Drops every connection now: each client thread wakes, finds its session closed,
+    /// delivers the "left" callback and ends.
+    fn abort_all(&mut self) {
+        self.stop_accepting();
+        self.aborted = true;
+        for slot in self.shared.all_slots() {
+            slot.lock().connection_mut().abort();
+            slot.wake();
+        }
+    }
+
+    fn stop_accepting(&mut self) {
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+    }
+
+    fn join_all(&mut self) {
+        for (id, handle) in self.threads.drain(..).flatten() {
+            if handle.join().is_err() {
+                log::error!("{id}: client thread panicked");
+            }
+        }
+        self.live = 0;
+        self.shared
+            .finished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}
