@@ -1,5 +1,6 @@
 //! State-machine tests, named for the RFC 6455 rule they check. Frame-level tests start from
 //! [`Connection::from_upgraded`]; handshake tests drive a real client/server pair.
+#![allow(clippy::field_reassign_with_default)]
 
 use super::*;
 use crate::frame::{FrameHeader, OpCode};

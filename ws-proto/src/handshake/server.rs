@@ -135,7 +135,7 @@ fn parse_request(head: &[u8], max_headers: usize) -> Result<ParsedRequest, Hands
     }
     if headers
         .get_bytes("host")
-        .map_or(true, |h| super::trim_ows(h).is_empty())
+        .is_none_or(|h| super::trim_ows(h).is_empty())
     {
         return Err(HandshakeError::MissingHost);
     }

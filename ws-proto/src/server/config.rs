@@ -36,10 +36,12 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        let mut connection = Config::default();
         // Streaming delivery is for code that drives Connection directly; servers hand whole
         // messages to callbacks.
-        connection.streaming = false;
+        let connection = Config {
+            streaming: false,
+            ..Config::default()
+        };
         ServerConfig {
             host: "127.0.0.1".to_owned(),
             port: 0,
