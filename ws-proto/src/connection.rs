@@ -5,6 +5,7 @@
 //! out of queues the caller drains.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::close::{CloseCode, ClosePayload, MAX_REASON_LEN};
@@ -235,7 +236,8 @@ struct Incoming {
 #[derive(Debug)]
 pub struct Connection {
     role: Role,
-    config: Config,
+    /// Shared by every connection of a server: one copy, not one per connection.
+    config: Arc<Config>,
     state: State,
     now: Instant,
     events: VecDeque<Event>,
@@ -266,7 +268,8 @@ pub struct Connection {
 
 impl Connection {
     /// A server-side connection waiting for the client's opening request.
-    pub fn server(config: Config, now: Instant) -> Connection {
+    pub fn server(config: impl Into<Arc<Config>>, now: Instant) -> Connection {
+        let config = config.into();
         let parser = RequestParser::new(config.max_handshake_bytes, config.max_handshake_headers);
         let mut c = Connection::new(
             Role::Server,
@@ -283,11 +286,12 @@ impl Connection {
     /// `seed` seeds the generator of the handshake key and the masking keys: pass fresh OS
     /// randomness (never a constant).
     pub fn client(
-        config: Config,
+        config: impl Into<Arc<Config>>,
         request: ClientRequest,
         seed: [u8; 32],
         now: Instant,
     ) -> Connection {
+        let config = config.into();
         let mut rng = Rng::from_seed(seed);
         let key = client::key_from_nonce(rng.nonce());
         let offer = deflate::client_offer(&config.deflate);
@@ -320,12 +324,12 @@ impl Connection {
     /// `seed` seeds the masking keys of a client (ignored for a server).
     pub fn from_upgraded(
         role: Role,
-        config: Config,
+        config: impl Into<Arc<Config>>,
         deflate: Option<DeflateParams>,
         seed: [u8; 32],
         now: Instant,
     ) -> Connection {
-        let mut c = Connection::new(role, config, State::Open, now);
+        let mut c = Connection::new(role, config.into(), State::Open, now);
         c.deflate = deflate.map(|p| PerMessageDeflate::new(p, role, &c.config.deflate));
         if role == Role::Client {
             c.rng = Some(Rng::from_seed(seed));
@@ -333,7 +337,7 @@ impl Connection {
         c
     }
 
-    fn new(role: Role, config: Config, state: State, now: Instant) -> Connection {
+    fn new(role: Role, config: Arc<Config>, state: State, now: Instant) -> Connection {
         Connection {
             role,
             config,
@@ -438,7 +442,12 @@ impl Connection {
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_none() && self.events.capacity() != 0 {
+            // An idle connection holds no event storage (it is 4 events = 512 bytes otherwise).
+            self.events = VecDeque::new();
+        }
+        event
     }
 
     // ----- timers -----

@@ -99,6 +99,9 @@ pub struct OutputQueue {
 /// does not pin memory on an idle connection.
 const KEEP_SPARE_CAPACITY: usize = 64 << 10;
 
+/// What a drained queue keeps for the next burst of small frames.
+const KEEP_IDLE_CAPACITY: usize = 512;
+
 impl OutputQueue {
     /// Total bytes waiting.
     pub fn len(&self) -> usize {
@@ -176,6 +179,12 @@ impl OutputQueue {
         }
         if self.chunks.is_empty() {
             self.head = 0;
+            // Drained: keep the spare buffer only if it is small, and no chunk list at all, so
+            // an idle connection holds a few hundred bytes at most.
+            self.chunks = VecDeque::new();
+            if self.spare.capacity() > KEEP_IDLE_CAPACITY {
+                self.spare = Vec::new();
+            }
         }
     }
 

@@ -31,6 +31,8 @@ pub struct ServerCore {
     config: ServerConfig,
     handler: Box<dyn Handler>,
     registry: Mutex<Registry>,
+    /// One copy of the per-connection settings, shared by every session.
+    connection: std::sync::Arc<crate::Config>,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsAcceptor>,
 }
@@ -60,6 +62,7 @@ impl ServerCore {
             ));
         }
         Ok(ServerCore {
+            connection: std::sync::Arc::new(config.connection.clone()),
             config,
             handler: Box::new(handler),
             registry: Mutex::new(Registry::default()),
@@ -78,16 +81,16 @@ impl ServerCore {
         #[cfg(feature = "tls")]
         if let Some(acceptor) = &self.tls {
             match acceptor.session() {
-                Ok(tls) => return Session::with_tls(id, addr, &self.config.connection, now, tls),
+                Ok(tls) => return Session::with_tls(id, addr, &self.connection, now, tls),
                 Err(e) => {
                     log::error!("{addr}: {e}");
-                    let mut s = Session::new(id, addr, &self.config.connection, now);
+                    let mut s = Session::new(id, addr, &self.connection, now);
                     s.connection_mut().abort();
                     return s;
                 }
             }
         }
-        Session::new(id, addr, &self.config.connection, now)
+        Session::new(id, addr, &self.connection, now)
     }
 
     /// The configuration.

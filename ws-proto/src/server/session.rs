@@ -2,6 +2,7 @@
 //! into handshake decisions and notices for the callbacks.
 
 use core::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::api::Decision;
@@ -50,9 +51,9 @@ pub struct Session {
 
 impl Session {
     /// A new server-side session for a just-accepted transport.
-    pub fn new(id: ClientId, addr: SocketAddr, config: &Config, now: Instant) -> Session {
+    pub fn new(id: ClientId, addr: SocketAddr, config: &Arc<Config>, now: Instant) -> Session {
         Session {
-            conn: Connection::server(config.clone(), now),
+            conn: Connection::server(Arc::clone(config), now),
             client: Client {
                 id,
                 addr,
@@ -72,7 +73,7 @@ impl Session {
     pub fn with_tls(
         id: ClientId,
         addr: SocketAddr,
-        config: &Config,
+        config: &Arc<Config>,
         now: Instant,
         tls: crate::tls::TlsSession,
     ) -> Session {
