@@ -196,29 +196,19 @@ impl Events {
         })
     }
 
-    /// Waits for `on_client_left` of `id`.
+    /// The `on_client_left` of `id`: already received, or waited for.
     pub fn left(&self, id: ClientId) -> Closed {
+        let seen = self.history.borrow().iter().find_map(|e| match e {
+            Ev::Left(c, closed) if c.id == id => Some(closed.clone()),
+            _ => None,
+        });
+        if let Some(closed) = seen {
+            return closed;
+        }
         self.wait_for(&format!("on_client_left({id})"), |e| match e {
             Ev::Left(c, closed) if c.id == id => Some(closed.clone()),
             _ => None,
         })
-    }
-
-    /// The `on_client_left` of `id` already received (panics if there is none).
-    pub fn left_in_history(&self, id: ClientId) -> Closed {
-        self.history
-            .borrow()
-            .iter()
-            .find_map(|e| match e {
-                Ev::Left(c, closed) if c.id == id => Some(closed.clone()),
-                _ => None,
-            })
-            .unwrap_or_else(|| {
-                panic!(
-                    "no on_client_left({id}) so far: {:#?}",
-                    self.history.borrow()
-                )
-            })
     }
 
     /// Waits for a message from `id`.

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 
 use ws_proto::server::{Handler, ServerApi, ServerConfig};
 
+pub mod deflate;
 pub mod harness;
 pub mod interop;
 pub mod peers;
@@ -114,6 +115,13 @@ macro_rules! behaviour_tests {
             new_message_inside_fragmented_message_is_closed_with_1002,
             control_frame_over_125_bytes_is_closed_with_1002,
             fragmented_ping_is_closed_with_1002,
+            // permessage-deflate
+            deflate_is_negotiated_and_compressed_messages_round_trip,
+            deflate_honours_requested_server_window_bits,
+            deflate_honours_server_no_context_takeover,
+            compressed_message_inflating_past_limit_is_closed_with_1009,
+            invalid_compressed_data_is_closed_with_1002,
+            compression_bit_on_continuation_or_control_frame_is_closed_with_1002,
             // handshake
             handshake_accept_key_follows_rfc,
             bad_version_gets_426_with_supported_version,

@@ -184,8 +184,13 @@ impl RawClient {
     /// Connects and completes a standard handshake for `path`; panics unless the answer is a
     /// correct 101.
     pub fn open(addr: SocketAddr, path: &str) -> RawClient {
+        RawClient::open_with(addr, path, &[]).0
+    }
+
+    /// Like [`RawClient::open`] with extra request header lines; returns the 101 head too.
+    pub fn open_with(addr: SocketAddr, path: &str, extra: &[&str]) -> (RawClient, HttpHead) {
         let mut c = RawClient::connect(addr);
-        c.send_raw(upgrade_request(addr, path, &[]).as_bytes());
+        c.send_raw(upgrade_request(addr, path, extra).as_bytes());
         let head = c.read_head();
         assert_eq!(head.status, 101, "handshake answered {head:?}");
         assert_eq!(
@@ -193,7 +198,7 @@ impl RawClient {
             Some(SAMPLE_ACCEPT),
             "{head:?}"
         );
-        c
+        (c, head)
     }
 
     /// This end's address (what the server sees as the peer address).
@@ -356,19 +361,28 @@ impl RawClient {
     /// Reads one whole data message (reassembling fragments; control frames in between are
     /// returned in order in the second element).
     pub fn read_message(&mut self) -> (u8, Vec<u8>) {
+        let (opcode, rsv, data) = self.read_message_rsv();
+        assert_eq!(rsv, 0, "RSV bits on a message without an extension");
+        (opcode, data)
+    }
+
+    /// Reads one whole data message: opcode, RSV bits of its first frame, payload as sent
+    /// (still compressed when RSV1 is set).
+    pub fn read_message_rsv(&mut self) -> (u8, u8, Vec<u8>) {
         let first = self.read_frame();
         assert!(
             first.opcode == op::TEXT || first.opcode == op::BINARY,
             "expected a data frame, got {first:?}"
         );
-        let (opcode, mut data, mut fin) = (first.opcode, first.payload, first.fin);
+        let (opcode, rsv, mut data, mut fin) = (first.opcode, first.rsv, first.payload, first.fin);
         while !fin {
             let f = self.read_frame();
             assert_eq!(f.opcode, op::CONT, "expected a continuation, got {f:?}");
+            assert_eq!(f.rsv, 0, "RSV bits on a continuation frame: {f:?}");
             data.extend_from_slice(&f.payload);
             fin = f.fin;
         }
-        (opcode, data)
+        (opcode, rsv, data)
     }
 
     /// Reads a text message; panics unless it is text.

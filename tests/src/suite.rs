@@ -20,6 +20,7 @@ use ws_proto::{
     Accept, Backpressure, CloseCode, ClosedBy, ConnectionError, Message, ProtocolError,
 };
 
+use crate::deflate::{compress_run, Inflater};
 use crate::harness::{tungstenite_connect, tungstenite_read, Ev, Probe, TestServer, EVENT_TIMEOUT};
 use crate::raw::{
     encode_frame, encode_header, op, upgrade_request, RawClient, ReadEnd, SAMPLE_ACCEPT,
@@ -30,7 +31,12 @@ use crate::Adapter;
 
 /// Opens a raw client and waits for the server to announce it.
 fn open<A: Adapter>(s: &TestServer<A>, path: &str) -> (RawClient, Client) {
-    let raw = RawClient::open(s.addr, path);
+    open_with(s, path, &[])
+}
+
+/// [`open`] with extra request header lines.
+fn open_with<A: Adapter>(s: &TestServer<A>, path: &str, extra: &[&str]) -> (RawClient, Client) {
+    let (raw, _) = RawClient::open_with(s.addr, path, extra);
     let local = raw.local_addr();
     let client = s
         .events
@@ -70,7 +76,20 @@ fn check_violation<A: Adapter>(
     error: ProtocolError,
     attack: impl FnOnce(&mut RawClient),
 ) {
-    let (mut attacker, a) = open(s, "/attacker");
+    check_violation_offering(s, bystander, what, &[], close, error, attack);
+}
+
+/// [`check_violation`] for an attacker whose request has `extra` header lines.
+fn check_violation_offering<A: Adapter>(
+    s: &TestServer<A>,
+    bystander: &mut RawClient,
+    what: &str,
+    extra: &[&str],
+    close: u16,
+    error: ProtocolError,
+    attack: impl FnOnce(&mut RawClient),
+) {
+    let (mut attacker, a) = open_with(s, "/attacker", extra);
     attack(&mut attacker);
     let f = attacker.read_frame();
     assert_eq!(
@@ -636,6 +655,223 @@ pub fn fragmented_ping_is_closed_with_1002<A: Adapter>() {
         ProtocolError::FragmentedControlFrame,
         |c| c.send_frame(false, 0, op::PING, b"x"),
     );
+}
+
+// --------------------------------------------------------------------------- permessage-deflate
+
+const OFFER: &str = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits";
+
+fn deflate_server<A: Adapter>(config: ServerConfig) -> TestServer<A> {
+    TestServer::<A>::start(config.compression(true), Probe::echo())
+}
+
+/// Parameters of the permessage-deflate agreement in a 101 head (`None`: declined).
+fn agreed(head: &crate::raw::HttpHead) -> Option<Vec<(String, Option<String>)>> {
+    let value = head.header("Sec-WebSocket-Extensions")?;
+    let mut parts = value.split(';').map(str::trim);
+    assert_eq!(parts.next(), Some("permessage-deflate"), "{head:?}");
+    Some(
+        parts
+            .map(|p| match p.split_once('=') {
+                Some((k, v)) => (
+                    k.trim().to_owned(),
+                    Some(v.trim().trim_matches('"').to_owned()),
+                ),
+                None => (p.to_owned(), None),
+            })
+            .collect(),
+    )
+}
+
+/// Lowercase letters from a fixed pseudo-random sequence: compressible by Huffman coding alone,
+/// with no repeats a compressor could use at short distance.
+fn letters(n: usize, seed: u32) -> String {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect()
+}
+
+/// Reads an echo of `want`: inflated with `inflater` when RSV1 is set; returns whether it was
+/// compressed.
+fn read_deflated_text(c: &mut RawClient, inflater: &mut Inflater, want: &str) -> bool {
+    let (opcode, rsv, data) = c.read_message_rsv();
+    assert_eq!(opcode, op::TEXT);
+    assert_eq!(rsv & 3, 0, "RSV2/RSV3 set");
+    let compressed = rsv & 4 != 0;
+    let text = if compressed {
+        inflater
+            .message(&data)
+            .unwrap_or_else(|e| panic!("server's compressed message does not inflate: {e}"))
+    } else {
+        data
+    };
+    assert!(
+        text == want.as_bytes(),
+        "echo differs ({} bytes, want {})",
+        text.len(),
+        want.len()
+    );
+    compressed
+}
+
+/// Offered permessage-deflate is accepted; compressed messages (whole and fragmented) and
+/// uncompressed ones arrive intact, and a compressible echo comes back compressed.
+pub fn deflate_is_negotiated_and_compressed_messages_round_trip<A: Adapter>() {
+    let s = deflate_server::<A>(ServerConfig::new());
+    let (mut c, head) = RawClient::open_with(s.addr, "/", &[OFFER]);
+    assert!(
+        agreed(&head).is_some(),
+        "permessage-deflate declined: {head:?}"
+    );
+    let client = s.events.new_client();
+    let mut inflater = Inflater::new();
+    let want = "a".repeat(10_000);
+    c.send_frame(true, 4, op::TEXT, &compress_run(b'a', 10_000));
+    assert_eq!(s.events.message(client.id), text(&want));
+    assert!(
+        read_deflated_text(&mut c, &mut inflater, &want),
+        "10000 × 'a' echoed uncompressed"
+    );
+    let payload = compress_run(b'b', 5000);
+    let (x, y) = payload.split_at(payload.len() / 2);
+    c.send_frame(false, 4, op::TEXT, x);
+    c.send_frame(true, 0, op::CONT, y);
+    read_deflated_text(&mut c, &mut inflater, &"b".repeat(5000));
+    c.send_text("not compressed");
+    read_deflated_text(&mut c, &mut inflater, "not compressed");
+}
+
+/// An offer with server_max_window_bits=N (8, 9, 12) is declined, or accepted with at most N
+/// in the response and then honoured: no back-reference in the server's messages is farther
+/// than 2^N bytes, across messages too.
+pub fn deflate_honours_requested_server_window_bits<A: Adapter>() {
+    let s = deflate_server::<A>(ServerConfig::new());
+    for bits in [8u32, 9, 12] {
+        let offer =
+            format!("Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits={bits}");
+        let (mut c, head) = RawClient::open_with(s.addr, "/", &[&offer]);
+        let Some(params) = agreed(&head) else {
+            eprintln!("{}: server_max_window_bits={bits} declined", A::NAME);
+            continue;
+        };
+        let window: u32 = params
+            .iter()
+            .find(|(k, _)| k == "server_max_window_bits")
+            .and_then(|(_, v)| v.as_deref())
+            .unwrap_or_else(|| {
+                panic!("accepted without server_max_window_bits (RFC 7692 §7.1.2.1): {head:?}")
+            })
+            .parse()
+            .expect("window bits value");
+        assert!(
+            (8..=bits).contains(&window),
+            "server_max_window_bits={window} for an offer of {bits}"
+        );
+        let block = letters(3000, bits);
+        let message = format!("{block}{block}");
+        let mut inflater = Inflater::new();
+        let mut compressed = 0;
+        for _ in 0..2 {
+            c.send_text(&message);
+            compressed += usize::from(read_deflated_text(&mut c, &mut inflater, &message));
+        }
+        assert!(
+            compressed > 0,
+            "window {window}: 6000 bytes of letters never compressed"
+        );
+        assert!(
+            inflater.max_distance <= 1 << window,
+            "window bits {window}: a back-reference reaches {} bytes back",
+            inflater.max_distance
+        );
+    }
+}
+
+/// server_no_context_takeover requested: the response says so and every server message
+/// inflates on its own, without the previous messages.
+pub fn deflate_honours_server_no_context_takeover<A: Adapter>() {
+    let s = deflate_server::<A>(ServerConfig::new());
+    let offer = "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover";
+    let (mut c, head) = RawClient::open_with(s.addr, "/", &[offer]);
+    let params = agreed(&head).unwrap_or_else(|| panic!("declined: {head:?}"));
+    assert!(
+        params
+            .iter()
+            .any(|(k, _)| k == "server_no_context_takeover"),
+        "accepted without server_no_context_takeover (RFC 7692 §7.1.1.1): {head:?}"
+    );
+    let message = letters(2000, 7);
+    for i in 0..3 {
+        c.send_text(&message);
+        let mut fresh = Inflater::new();
+        read_deflated_text(&mut c, &mut fresh, &message);
+        assert!(
+            fresh.max_distance <= 2000,
+            "message {i} refers to an earlier message"
+        );
+    }
+}
+
+/// A compressed message that inflates past max_message_size (a 6 KiB bomb of 1 MiB) gets 1009
+/// while inflating.
+pub fn compressed_message_inflating_past_limit_is_closed_with_1009<A: Adapter>() {
+    let s = deflate_server::<A>(ServerConfig::new().max_message_size(64 << 10));
+    let (mut by, _) = open(&s, "/bystander");
+    let bomb = compress_run(b'a', 1 << 20);
+    assert!(bomb.len() < 8 << 10);
+    check_violation_offering(
+        &s,
+        &mut by,
+        "deflate bomb",
+        &[OFFER],
+        1009,
+        ProtocolError::MessageTooLarge { limit: 64 << 10 },
+        |c| c.send_frame(true, 4, op::BINARY, &bomb),
+    );
+}
+
+/// RSV1 data that is not a valid DEFLATE stream fails the connection with 1002.
+pub fn invalid_compressed_data_is_closed_with_1002<A: Adapter>() {
+    let s = deflate_server::<A>(ServerConfig::new());
+    let (mut by, _) = open(&s, "/bystander");
+    check_violation_offering(
+        &s,
+        &mut by,
+        "invalid deflate data",
+        &[OFFER],
+        1002,
+        ProtocolError::InvalidCompressedData,
+        // BFINAL=1, BTYPE=11: a reserved block type.
+        |c| c.send_frame(true, 4, op::BINARY, &[0xff, 0xff, 0xff, 0xff]),
+    );
+}
+
+/// With deflate agreed, RSV1 is still forbidden on continuation and control frames (1002).
+pub fn compression_bit_on_continuation_or_control_frame_is_closed_with_1002<A: Adapter>() {
+    let s = deflate_server::<A>(ServerConfig::new());
+    let (mut by, _) = open(&s, "/bystander");
+    let err = ProtocolError::CompressedControlOrContinuation;
+    check_violation_offering(
+        &s,
+        &mut by,
+        "RSV1 on continuation",
+        &[OFFER],
+        1002,
+        err.clone(),
+        |c| {
+            c.send_frame(false, 4, op::TEXT, &compress_run(b'x', 100));
+            c.send_frame(true, 4, op::CONT, &compress_run(b'y', 100));
+        },
+    );
+    check_violation_offering(&s, &mut by, "RSV1 on ping", &[OFFER], 1002, err, |c| {
+        c.send_frame(true, 4, op::PING, b"p")
+    });
 }
 
 // ------------------------------------------------------------------------------------ handshake
