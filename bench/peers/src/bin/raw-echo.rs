@@ -102,6 +102,9 @@ fn service(conn: &mut Conn, buf: &mut [u8]) -> bool {
             Err(_) => return false,
         };
         match write_some(&mut conn.stream, &buf[..n]) {
+            // A short read drained the socket (edge-triggered: the next
+            // arrival is a new event), so skip the read that would block.
+            Ok(w) if w == n && n < buf.len() => return true,
             Ok(w) if w == n => {}
             Ok(w) => {
                 // Backpressure: stop reading until the kernel takes our output.
