@@ -392,6 +392,8 @@ struct Conn {
     subscribed: bool,
     /// Sends messages in the traffic phase (false for the slow consumer).
     sender: bool,
+    /// WRITABLE is in the registered interest (connecting, or a short write).
+    want_write: bool,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -563,6 +565,7 @@ impl<'o> Load<'o> {
                 raw_pos: 0,
                 subscribed: false,
                 sender,
+                want_write: true,
             });
         }
         Ok(Load {
@@ -658,9 +661,30 @@ impl<'o> Load<'o> {
         if readable {
             self.read_conn(i, now)?;
         }
+        self.flush_conn(i)
+    }
+
+    /// Writes what is queued, and asks for WRITABLE events only while a
+    /// write is pending: write-space wakeups after every ACK would cost the
+    /// load generator CPU for nothing.
+    fn flush_conn(&mut self, i: usize) -> Result<(), String> {
         let c = &mut self.conns[i];
-        if let Some(s) = c.stream.as_mut() {
-            c.tx.flush(s).map_err(|e| format!("write #{i}: {e}"))?;
+        let Some(s) = c.stream.as_mut() else {
+            return Ok(());
+        };
+        c.tx.flush(s).map_err(|e| format!("write #{i}: {e}"))?;
+        let want = c.tx.blocked || c.st == St::Connecting;
+        if want != c.want_write {
+            let interest = if want {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            self.poll
+                .registry()
+                .reregister(s, Token(i), interest)
+                .map_err(|e| format!("reregister #{i}: {e}"))?;
+            c.want_write = want;
         }
         Ok(())
     }
@@ -971,10 +995,8 @@ impl<'o> Load<'o> {
                 &1000u16.to_be_bytes(),
                 mask,
             );
-            if let Some(s) = c.stream.as_mut() {
-                if c.tx.flush(s).is_err() {
-                    self.finish(i);
-                }
+            if self.flush_conn(i).is_err() {
+                self.finish(i);
             }
         }
         let total = self.conns.len();
@@ -1019,7 +1041,8 @@ impl<'o> Load<'o> {
     fn start_traffic(&mut self) -> Result<(), String> {
         self.traffic = true;
         let now = Instant::now();
-        for (i, c) in self.conns.iter_mut().enumerate() {
+        for i in 0..self.conns.len() {
+            let c = &mut self.conns[i];
             if !c.sender {
                 continue;
             }
@@ -1027,8 +1050,7 @@ impl<'o> Load<'o> {
                 c.tx.queue(now);
                 self.stats.sent += 1;
             }
-            let s = c.stream.as_mut().expect("open");
-            c.tx.flush(s).map_err(|e| format!("write #{i}: {e}"))?;
+            self.flush_conn(i)?;
         }
         Ok(())
     }
@@ -1096,14 +1118,12 @@ fn run(o: &Opts) -> Result<Report, String> {
         ));
     }
     if o.scenario == Scenario::Pubsub {
-        for (i, c) in l.conns.iter_mut().enumerate() {
-            let mut cmd = format!("sub:{}", topic_name(i % o.topics)).into_bytes();
+        for i in 0..l.conns.len() {
+            let cmd = format!("sub:{}", topic_name(i % o.topics));
             let mask = [(i & 0xff) as u8, 0x5a, 0xa5, 0x3c];
-            let n = cmd.len();
-            frame::push_client_frame(&mut c.tx.extra, OP_TEXT, false, &cmd[..n], mask);
-            cmd.clear();
-            c.tx.flush(c.stream.as_mut().expect("open"))
-                .map_err(|e| format!("write #{i}: {e}"))?;
+            let c = &mut l.conns[i];
+            frame::push_client_frame(&mut c.tx.extra, OP_TEXT, false, cmd.as_bytes(), mask);
+            l.flush_conn(i)?;
         }
         let deadline = Instant::now() + secs(10.0);
         if !l.run_until(deadline, |l| l.subscribed == total)? {

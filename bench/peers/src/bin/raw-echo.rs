@@ -16,6 +16,8 @@ struct Conn {
     stream: TcpStream,
     /// Bytes read but not yet written back (only non-empty under backpressure).
     pending: Vec<u8>,
+    /// WRITABLE is registered (only while `pending` is non-empty).
+    want_write: bool,
 }
 
 fn main() -> io::Result<()> {
@@ -49,11 +51,12 @@ fn main() -> io::Result<()> {
                             poll.registry().register(
                                 &mut stream,
                                 Token(idx),
-                                Interest::READABLE | Interest::WRITABLE,
+                                Interest::READABLE,
                             )?;
                             conns[idx] = Some(Conn {
                                 stream,
                                 pending: Vec::new(),
+                                want_write: false,
                             });
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -69,7 +72,22 @@ fn main() -> io::Result<()> {
             let Some(conn) = conns.get_mut(idx).and_then(Option::as_mut) else {
                 continue;
             };
-            if !service(conn, &mut buf) {
+            let mut alive = service(conn, &mut buf);
+            // Ask for write-space events only while output is pending.
+            let want = !conn.pending.is_empty();
+            if alive && want != conn.want_write {
+                let interest = if want {
+                    Interest::READABLE | Interest::WRITABLE
+                } else {
+                    Interest::READABLE
+                };
+                alive = poll
+                    .registry()
+                    .reregister(&mut conn.stream, Token(idx), interest)
+                    .is_ok();
+                conn.want_write = want;
+            }
+            if !alive {
                 if let Some(mut c) = conns[idx].take() {
                     let _ = poll.registry().deregister(&mut c.stream);
                 }
