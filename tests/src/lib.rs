@@ -10,12 +10,15 @@ use std::net::SocketAddr;
 
 use ws_proto::server::{Handler, ServerApi, ServerConfig};
 
+pub mod client_script;
 pub mod deflate;
 pub mod harness;
 pub mod interop;
 pub mod peers;
 pub mod raw;
 pub mod suite;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 /// A server adapter under test: how to start it, find it and wait for it.
 pub trait Adapter: 'static {
@@ -122,6 +125,7 @@ macro_rules! behaviour_tests {
             compressed_message_inflating_past_limit_is_closed_with_1009,
             invalid_compressed_data_is_closed_with_1002,
             compression_bit_on_continuation_or_control_frame_is_closed_with_1002,
+            ws_std_client_converses_with_and_without_deflate,
             // handshake
             handshake_accept_key_follows_rfc,
             bad_version_gets_426_with_supported_version,

@@ -152,3 +152,140 @@ pub fn node_client(node_dir: &std::path::Path, url: &str, args: &[&str]) -> Peer
         .args(args);
     run(cmd, Duration::from_secs(60))
 }
+
+/// A peer server process (py_server.py / node_server.mjs) that announced its port.
+pub struct PeerServer {
+    /// The port it listens on (127.0.0.1).
+    pub port: u16,
+    command: String,
+    pid: u32,
+    lines: mpsc::Receiver<String>,
+    stdout: Vec<String>,
+    stderr: std::thread::JoinHandle<String>,
+    waiter: std::thread::JoinHandle<Option<std::process::ExitStatus>>,
+    exited: mpsc::Receiver<()>,
+    _dir: TempDir,
+}
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A fresh, empty directory named after `what`.
+    pub fn new(what: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!(
+            "ws-tests-{what}-{}-{n}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl PeerServer {
+    /// Starts `program script PORT_FILE args...` and waits (bounded) for its `LISTENING <port>`
+    /// line on stdout.
+    pub fn start(program: &str, script: PathBuf, args: &[&str]) -> PeerServer {
+        let dir = TempDir::new("peer-server");
+        let mut cmd = Command::new(program);
+        cmd.arg(script)
+            .arg(dir.0.join("port"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let command = format!("{cmd:?}");
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
+        let pid = child.id();
+        let stdout = child.stdout.take().expect("stdout");
+        let mut stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        let (done, exited) = mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let status = child.wait().ok();
+            let _ = done.send(());
+            status
+        });
+        let mut server = PeerServer {
+            port: 0,
+            command,
+            pid,
+            lines,
+            stdout: Vec::new(),
+            stderr,
+            waiter,
+            exited,
+            _dir: dir,
+        };
+        loop {
+            match server.lines.recv_timeout(Duration::from_secs(20)) {
+                Ok(line) => {
+                    let port = line
+                        .strip_prefix("LISTENING ")
+                        .and_then(|p| p.trim().parse().ok());
+                    server.stdout.push(line);
+                    if let Some(port) = port {
+                        server.port = port;
+                        return server;
+                    }
+                }
+                Err(_) => {
+                    let run = server.finish(Duration::from_secs(5));
+                    panic!("peer server did not announce its port:\n{}", run.report());
+                }
+            }
+        }
+    }
+
+    /// `ws://127.0.0.1:PORT/path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Waits (bounded; then kills the process we started) for the server to exit.
+    pub fn finish(self, limit: Duration) -> PeerRun {
+        if self.exited.recv_timeout(limit).is_err() {
+            let _ = Command::new("kill")
+                .arg("-9")
+                .arg(self.pid.to_string())
+                .status();
+        }
+        let status = self.waiter.join().ok().flatten();
+        let mut stdout = self.stdout;
+        stdout.extend(self.lines.iter());
+        PeerRun {
+            command: self.command,
+            code: status.and_then(|s| s.code()),
+            stdout: stdout.iter().map(|l| format!("{l}\n")).collect(),
+            stderr: self.stderr.join().unwrap_or_default(),
+        }
+    }
+}

@@ -874,6 +874,30 @@ pub fn compression_bit_on_continuation_or_control_frame_is_closed_with_1002<A: A
     });
 }
 
+/// Our blocking client (ws_std::client) against the server: plain, with deflate, with no
+/// context takeover and a 9-bit server window.
+pub fn ws_std_client_converses_with_and_without_deflate<A: Adapter>() {
+    use crate::client_script::{run, ScriptOptions};
+    let s = deflate_server::<A>(ServerConfig::new());
+    let url = s.url("/echo");
+    let plain = ScriptOptions::default();
+    let deflate = ScriptOptions {
+        deflate: true,
+        require_deflate: true,
+        ..ScriptOptions::default()
+    };
+    let tight = ScriptOptions {
+        no_context_takeover: true,
+        server_max_window_bits: Some(9),
+        ..deflate.clone()
+    };
+    for opts in [plain, deflate, tight] {
+        if let Err(e) = run(&url, &opts) {
+            panic!("{opts:?}: {e}");
+        }
+    }
+}
+
 // ------------------------------------------------------------------------------------ handshake
 
 /// The 101 answer has Upgrade, Connection and the RFC 6455 §1.3 accept value, and nothing that
