@@ -7,7 +7,8 @@
 //! `10xxxxxx` finish the message, `11xxxxxx` round-trip the next (x+1)*4 bytes as a message
 //! through a compressor of the peer role.
 //!
-//! Invariants: never panics; the output never exceeds the limit (success or error); after an
+//! Invariants: never panics; a compressor keeps to its agreed window and, without context
+//! takeover, to the message (checked by an independent decoder, `puff.rs`); the output never exceeds the limit (success or error); after an
 //! error nothing more is fed (the connection would be failed); a round trip restores the message
 //! (context takeover across messages included) and `compress` leaves `out` untouched when it
 //! declines.
@@ -16,6 +17,7 @@ use libfuzzer_sys::fuzz_target;
 use ws_proto::deflate::PerMessageDeflate;
 use ws_proto::error::ProtocolError;
 use ws_proto::{DeflateConfig, DeflateParams, Role};
+use ws_proto_fuzz::puff::Puff;
 use ws_proto_fuzz::{avail, window_bits, Bytes};
 
 fuzz_target!(|data: &[u8]| {
@@ -124,16 +126,38 @@ fuzz_target!(|data: &[u8]| {
         check(r, &out, &mut failed);
     }
 
-    // Context takeover: a sequence of messages through one compressor and one decompressor.
+    // Context takeover: a sequence of messages through one compressor and one decompressor, also
+    // decoded by an independent decoder that checks the LZ77 distances against the agreed window
+    // (and, without context takeover, that no message refers to an earlier one).
     let mut tx = PerMessageDeflate::new(params, peer, &cfg);
     let mut rx = PerMessageDeflate::new(params, role, &cfg);
-    for msg in stream.chunks(97).take(8) {
+    let (bits, no_takeover) = match peer {
+        Role::Server => (params.server_max_window_bits, params.server_no_context_takeover),
+        Role::Client => (params.client_max_window_bits, params.client_no_context_takeover),
+    };
+    assert!(tx.send_window_bits() <= bits, "compressor window {} over the agreed {bits}", tx.send_window_bits());
+    let mut reference = Puff::default();
+    let chunk = 97 + (w as usize) * 13;
+    for msg in stream.chunks(chunk).take(8) {
         let mut c = Vec::new();
         if tx.compress(msg, &mut c) {
             let mut o = Vec::new();
             rx.decompress(&c, &mut o, usize::MAX).expect("inflate in sequence");
             rx.finish_message(&mut o, usize::MAX).expect("finish in sequence");
             assert_eq!(o, msg, "sequential round trip");
+            if no_takeover {
+                reference = Puff::default();
+            }
+            c.extend_from_slice(&[0, 0, 0xff, 0xff]);
+            let got = reference
+                .message(&c)
+                .unwrap_or_else(|e| panic!("reference decoder: {e} (window {bits}, no takeover {no_takeover})"));
+            assert_eq!(got, msg, "reference decoder disagrees");
+            assert!(
+                reference.max_distance <= 1 << bits,
+                "back-reference of {} bytes in a {bits}-bit window",
+                reference.max_distance
+            );
         }
     }
 });

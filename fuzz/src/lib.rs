@@ -2,6 +2,8 @@
 //! for the bytes a `Connection` writes, a checker for the events it emits, and the driver of the
 //! two byte-stream targets (`server_stream`, `client_stream`).
 
+pub mod puff;
+
 use std::collections::VecDeque;
 use std::panic::{self, UnwindSafe};
 use std::sync::OnceLock;
