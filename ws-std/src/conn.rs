@@ -4,6 +4,7 @@
 
 use std::io::{self, IoSlice, Read, Write};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,6 +12,11 @@ use mio::net::TcpStream;
 use ws_proto::server::{Notice, Session};
 
 use crate::{Handle, Shared, Slot};
+
+/// Readiness flags (see `Slot::ready`): data may be waiting.
+pub(crate) const READABLE: u8 = 1;
+/// The peer closed or the socket failed: read until end of stream, not only until a short read.
+pub(crate) const READ_CLOSED: u8 = 2;
 
 /// Read buffer while a client is quiet: on the stack, so an idle client holds none.
 const SMALL_READ: usize = 4 << 10;
@@ -53,7 +59,8 @@ impl ClientThread {
     fn serve(&mut self) {
         let mut small = [0u8; SMALL_READ];
         loop {
-            let used_big = self.read(&mut small);
+            let ready = self.slot.ready.swap(0, Ordering::Acquire);
+            let used_big = ready != 0 && self.read(&mut small, ready & READ_CLOSED != 0);
             let now = Instant::now();
             let (done, deadline) = {
                 let mut s = self.slot.lock();
@@ -84,7 +91,11 @@ impl ClientThread {
 
     /// Reads until the socket is drained, handing every chunk to the session and its callbacks
     /// at once. Returns whether the big buffer was needed.
-    fn read(&mut self, small: &mut [u8; SMALL_READ]) -> bool {
+    ///
+    /// A short read means the socket was drained when it was read, unless the peer had already
+    /// closed (`to_eof`): data arriving later raises a new readiness edge, but an end of stream
+    /// that came before the read does not.
+    fn read(&mut self, small: &mut [u8; SMALL_READ], to_eof: bool) -> bool {
         let mut big = std::mem::take(&mut self.big);
         let mut used_big = false;
         loop {
@@ -113,7 +124,7 @@ impl ClientThread {
                 s.process(&self.shared.core, &mut self.notices);
             }
             self.notify();
-            if n == 0 {
+            if n == 0 || n < buf.len() && !to_eof {
                 break;
             }
             if n == buf.len() && !used_big {

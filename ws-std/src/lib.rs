@@ -38,9 +38,11 @@
 //!
 //! ## Threads and memory
 //!
-//! Client threads have a 64 KiB stack (set `RUST_MIN_STACK` to use that size instead), so keep
-//! deep recursion and large stack arrays out of callbacks. An idle client costs one thread, one
-//! socket and its session: no read buffer is kept while the client is quiet. Sends from any
+//! Client threads have a 256 KiB stack (1 MiB in debug builds; set `RUST_MIN_STACK` to use that
+//! size instead), so keep deep recursion and large stack arrays out of callbacks. An idle client
+//! costs one thread, one socket (no other file descriptor) and its session: no read buffer is
+//! kept while the client is quiet. The thread count is bounded by the system: each thread takes
+//! two memory mappings (`vm.max_map_count`) and counts against the process's thread limit. Sends from any
 //! thread only queue bytes on the client's session and wake its thread; they never touch a
 //! socket, so a client that stops reading cannot block them. Its queue is bounded by
 //! [`ServerConfig::backpressure`].
@@ -53,6 +55,7 @@ mod poller;
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU8;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock};
 use std::thread::Thread;
 
@@ -69,6 +72,9 @@ struct Slot {
     session: Mutex<Session>,
     /// Set by the client thread before its first turn; until then it needs no wake-up.
     thread: OnceLock<Thread>,
+    /// Readiness the accept thread saw since the client thread last looked (`conn::READABLE`,
+    /// `conn::READ_CLOSED`): a wake-up without it needs no read at all.
+    ready: AtomicU8,
 }
 
 impl Slot {

@@ -7,6 +7,7 @@
 //! thread with a plain `unpark`.
 
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,16 +21,30 @@ use crate::{conn, Shared, Slot};
 pub(crate) const WAKER: Token = Token(usize::MAX - 1);
 const LISTENER: Token = Token(usize::MAX - 2);
 
-/// The stack of a client thread. Small because there may be tens of thousands of them; only the
-/// pages actually touched cost memory, so this bounds address space rather than RSS.
-pub(crate) const CLIENT_STACK: usize = 64 << 10;
+/// The stack of a client thread: a fraction of std's 2 MiB default, because there may be tens of
+/// thousands of them. Only the pages a thread touches cost memory (about 12 KiB for an idle
+/// client), so this bounds address space rather than RSS. It is not smaller because creating a
+/// permessage-deflate compressor (miniz_oxide) builds a 64 KiB+ value on the stack, and a
+/// debug build needs several times the stack of an optimised one.
+pub(crate) const CLIENT_STACK: usize = if cfg!(debug_assertions) {
+    1 << 20
+} else {
+    256 << 10
+};
+
+/// A started client thread.
+struct Running {
+    id: ClientId,
+    thread: JoinHandle<()>,
+    slot: Arc<Slot>,
+}
 
 pub(crate) struct Poller {
     poll: Poll,
     listener: Option<TcpListener>,
     shared: Arc<Shared>,
     /// Client threads by slot: the accept thread alone starts and joins them.
-    threads: Vec<Option<(ClientId, JoinHandle<()>)>>,
+    threads: Vec<Option<Running>>,
     live: usize,
     shutdown_deadline: Option<Instant>,
     aborted: bool,
@@ -87,8 +102,18 @@ impl Poller {
                     Token(slot) => {
                         // A stale token (its client gone, the slot reused) only costs the new
                         // client a spurious turn.
-                        if let Some(Some((_, t))) = self.threads.get(slot) {
-                            t.thread().unpark();
+                        if let Some(Some(r)) = self.threads.get(slot) {
+                            let mut ready = 0;
+                            if event.is_readable() {
+                                ready |= conn::READABLE;
+                            }
+                            if event.is_read_closed() || event.is_error() {
+                                ready |= conn::READABLE | conn::READ_CLOSED;
+                            }
+                            if ready != 0 {
+                                r.slot.ready.fetch_or(ready, Ordering::Release);
+                            }
+                            r.thread.thread().unpark();
                         }
                     }
                 }
@@ -125,6 +150,8 @@ impl Poller {
                             Arc::new(Slot {
                                 session: core.new_session(id, addr, now).into(),
                                 thread: Default::default(),
+                                // The first turn reads whatever came before registration.
+                                ready: conn::READABLE.into(),
                             })
                         })
                     };
@@ -159,12 +186,17 @@ impl Poller {
         if std::env::var_os("RUST_MIN_STACK").is_none() {
             builder = builder.stack_size(CLIENT_STACK);
         }
-        let handle = builder.spawn(move || conn::run(shared, slot, stream))?;
+        let running_slot = slot.clone();
+        let thread = builder.spawn(move || conn::run(shared, slot, stream))?;
         let i = id.slot();
         if self.threads.len() <= i {
             self.threads.resize_with(i + 1, || None);
         }
-        self.threads[i] = Some((id, handle));
+        self.threads[i] = Some(Running {
+            id,
+            thread,
+            slot: running_slot,
+        });
         self.live += 1;
         Ok(())
     }
@@ -179,15 +211,12 @@ impl Poller {
                 .unwrap_or_else(|p| p.into_inner()),
         );
         for id in finished {
-            let entry = self.threads.get_mut(id.slot()).and_then(Option::take);
-            match entry {
-                Some((owner, handle)) if owner == id => {
-                    if handle.join().is_err() {
-                        log::error!("{id}: client thread panicked");
-                    }
-                    self.live -= 1;
+            let entry = &mut self.threads[id.slot()];
+            if let Some(r) = entry.take_if(|r| r.id == id) {
+                if r.thread.join().is_err() {
+                    log::error!("{id}: client thread panicked");
                 }
-                other => self.threads[id.slot()] = other,
+                self.live -= 1;
             }
             // Only now may the slot (and so the id's token) be reused.
             self.remove_slot(id);
@@ -245,9 +274,9 @@ impl Poller {
     }
 
     fn join_all(&mut self) {
-        for (id, handle) in self.threads.drain(..).flatten() {
-            if handle.join().is_err() {
-                log::error!("{id}: client thread panicked");
+        for r in self.threads.drain(..).flatten() {
+            if r.thread.join().is_err() {
+                log::error!("{}: client thread panicked", r.id);
             }
         }
         self.live = 0;
