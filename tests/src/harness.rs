@@ -40,6 +40,7 @@ pub enum Ev {
 
 type HandshakeFn = Box<dyn Fn(&Request, SocketAddr) -> Decision + Send + Sync>;
 type HttpFn = Box<dyn Fn(&Request) -> HttpResponse + Send + Sync>;
+type ActionFn = Box<dyn Fn(&dyn ServerApi, &Ev) + Send + Sync>;
 
 /// A handler that reports every callback and optionally echoes messages.
 pub struct Probe {
@@ -47,6 +48,7 @@ pub struct Probe {
     echo: bool,
     handshake: Option<HandshakeFn>,
     http: Option<HttpFn>,
+    action: Option<ActionFn>,
 }
 
 impl Probe {
@@ -59,6 +61,7 @@ impl Probe {
                 echo: false,
                 handshake: None,
                 http: None,
+                action: None,
             },
             Events::new(rx),
         )
@@ -89,8 +92,22 @@ impl Probe {
         self
     }
 
-    fn report(&self, ev: Ev) {
-        let _ = self.tx.lock().unwrap_or_else(|p| p.into_inner()).send(ev);
+    /// Also runs `f` with the server API inside every callback (after reporting it), so a
+    /// test can act the way an application does: reply, broadcast, close, subscribe.
+    pub fn with_action(mut self, f: impl Fn(&dyn ServerApi, &Ev) + Send + Sync + 'static) -> Probe {
+        self.action = Some(Box::new(f));
+        self
+    }
+
+    fn report(&self, api: &dyn ServerApi, ev: Ev) {
+        let _ = self
+            .tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(ev.clone());
+        if let Some(f) = &self.action {
+            f(api, &ev);
+        }
     }
 }
 
@@ -107,32 +124,32 @@ impl Handler for Probe {
             None => HttpResponse::upgrade_required(),
         }
     }
-    fn on_new_client(&self, _api: &dyn ServerApi, client: &Client) {
-        self.report(Ev::NewClient(client.clone()));
+    fn on_new_client(&self, api: &dyn ServerApi, client: &Client) {
+        self.report(api, Ev::NewClient(client.clone()));
     }
-    fn on_client_left(&self, _api: &dyn ServerApi, client: &Client, closed: &Closed) {
-        self.report(Ev::Left(client.clone(), closed.clone()));
+    fn on_client_left(&self, api: &dyn ServerApi, client: &Client, closed: &Closed) {
+        self.report(api, Ev::Left(client.clone(), closed.clone()));
     }
     fn on_message(&self, api: &dyn ServerApi, client: &Client, message: Message) {
         if self.echo {
             api.send(client.id, message.clone());
         }
-        self.report(Ev::Message(client.id, message));
+        self.report(api, Ev::Message(client.id, message));
     }
-    fn on_ping(&self, _api: &dyn ServerApi, client: &Client, payload: &[u8]) {
-        self.report(Ev::Ping(client.id, payload.to_vec()));
+    fn on_ping(&self, api: &dyn ServerApi, client: &Client, payload: &[u8]) {
+        self.report(api, Ev::Ping(client.id, payload.to_vec()));
     }
-    fn on_pong(&self, _api: &dyn ServerApi, client: &Client, payload: &[u8]) {
-        self.report(Ev::Pong(client.id, payload.to_vec()));
+    fn on_pong(&self, api: &dyn ServerApi, client: &Client, payload: &[u8]) {
+        self.report(api, Ev::Pong(client.id, payload.to_vec()));
     }
-    fn on_subscribed(&self, _api: &dyn ServerApi, client: &Client, service: &str) {
-        self.report(Ev::Subscribed(client.id, service.to_owned()));
+    fn on_subscribed(&self, api: &dyn ServerApi, client: &Client, service: &str) {
+        self.report(api, Ev::Subscribed(client.id, service.to_owned()));
     }
-    fn on_unsubscribed(&self, _api: &dyn ServerApi, client: &Client, service: &str) {
-        self.report(Ev::Unsubscribed(client.id, service.to_owned()));
+    fn on_unsubscribed(&self, api: &dyn ServerApi, client: &Client, service: &str) {
+        self.report(api, Ev::Unsubscribed(client.id, service.to_owned()));
     }
-    fn on_error(&self, _api: &dyn ServerApi, client: Option<&Client>, error: &ServerError) {
-        self.report(Ev::Error(client.map(|c| c.id), error.clone()));
+    fn on_error(&self, api: &dyn ServerApi, client: Option<&Client>, error: &ServerError) {
+        self.report(api, Ev::Error(client.map(|c| c.id), error.clone()));
     }
 }
 
@@ -185,6 +202,16 @@ impl Events {
                     self.history.borrow()
                 ),
             }
+        }
+    }
+
+    /// The first event so far that `f` picks, or else the next one to come (for events that
+    /// happen once, which an earlier wait may already have passed over).
+    pub fn seen_or_wait<T>(&self, what: &str, mut f: impl FnMut(&Ev) -> Option<T>) -> T {
+        let seen = self.history.borrow().iter().find_map(&mut f);
+        match seen {
+            Some(t) => t,
+            None => self.wait_for(what, f),
         }
     }
 

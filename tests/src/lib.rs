@@ -96,6 +96,9 @@ macro_rules! behaviour_tests {
             ping_is_answered_with_pong_of_same_payload_and_reported,
             server_ping_is_answered_and_on_pong_fires,
             unsolicited_pong_is_reported_and_not_answered,
+            frame_delivered_one_byte_at_a_time_is_reassembled,
+            pipelined_messages_in_one_write_are_all_echoed_in_order,
+            outgoing_messages_are_fragmented_at_max_frame_size,
             // close handshake
             client_close_is_echoed_and_reported_once_as_remote,
             valid_close_codes_are_echoed,
@@ -105,6 +108,7 @@ macro_rules! behaviour_tests {
             one_byte_close_payload_is_answered_with_1002,
             close_reason_with_invalid_utf8_is_answered_with_1007,
             close_deadline_counts_from_the_close_not_from_last_input,
+            server_close_reason_is_truncated_to_a_valid_close_frame,
             // limits and protocol violations
             frame_over_size_limit_is_closed_with_1009_before_its_payload,
             message_over_size_limit_across_fragments_is_closed_with_1009,
@@ -137,6 +141,8 @@ macro_rules! behaviour_tests {
             handshake_hook_rejects_with_403,
             handshake_hook_selects_an_offered_subprotocol,
             frame_in_same_write_as_handshake_is_not_lost,
+            handshake_accepts_browser_style_headers,
+            malformed_upgrades_get_4xx,
             // server API
             clients_lists_ids_and_peer_addresses,
             send_reaches_only_the_addressed_client,
@@ -145,10 +151,15 @@ macro_rules! behaviour_tests {
             leaving_subscriber_is_unsubscribed_before_it_leaves,
             handle_sends_from_another_thread,
             ids_are_unique_while_alive_and_stale_ids_reach_nobody,
+            callbacks_use_the_api_on_their_own_and_other_clients,
+            callback_can_close_its_own_client,
             // shutdown
             graceful_shutdown_closes_with_1001_and_waits_for_replies,
             graceful_shutdown_drops_unresponsive_client_at_timeout,
             abrupt_shutdown_closes_every_socket_and_reports_each_client_once,
+            abrupt_shutdown_during_graceful_shutdown_ends_it_at_once,
+            shutdown_requested_from_a_callback_completes,
+            handle_is_harmless_after_the_server_stopped,
             // connection limit, timeouts, slow consumers
             connection_limit_answers_503_until_a_client_leaves,
             slowloris_handshake_is_dropped_by_handshake_timeout,

@@ -20,6 +20,7 @@ use ws_proto::{
     Accept, Backpressure, CloseCode, ClosedBy, ConnectionError, Message, ProtocolError,
 };
 
+use crate::client_script::letters;
 use crate::deflate::{compress_run, Inflater};
 use crate::harness::{tungstenite_connect, tungstenite_read, Ev, Probe, TestServer, EVENT_TIMEOUT};
 use crate::raw::{
@@ -279,6 +280,71 @@ pub fn unsolicited_pong_is_reported_and_not_answered<A: Adapter>() {
     assert_echo(&mut c, "after pong");
 }
 
+/// A frame written one byte per TCP segment is decoded like one written at once.
+pub fn frame_delivered_one_byte_at_a_time_is_reassembled<A: Adapter>() {
+    let s = TestServer::<A>::echo();
+    let (mut c, _) = open(&s, "/");
+    let text = "byte by byte: κόσμε";
+    let frame = c.frame(true, 0, op::TEXT, text.as_bytes());
+    for b in &frame {
+        c.send_raw(&[*b]);
+    }
+    assert_eq!(c.read_text(), text);
+    // A 16-bit length header split right through the length bytes too.
+    let long = "x".repeat(300);
+    let frame = c.frame(true, 0, op::TEXT, long.as_bytes());
+    for chunk in frame.chunks(3) {
+        c.send_raw(chunk);
+    }
+    assert_eq!(c.read_text(), long);
+}
+
+/// 200 messages in a single write are all delivered and echoed, in order.
+pub fn pipelined_messages_in_one_write_are_all_echoed_in_order<A: Adapter>() {
+    let s = TestServer::<A>::echo();
+    let (mut c, client) = open(&s, "/");
+    let mut bytes = Vec::new();
+    for i in 0..200 {
+        bytes.extend_from_slice(&c.frame(true, 0, op::TEXT, format!("m{i}").as_bytes()));
+    }
+    c.send_raw(&bytes);
+    for i in 0..200 {
+        assert_eq!(c.read_text(), format!("m{i}"));
+    }
+    for i in 0..200 {
+        assert_eq!(s.events.message(client.id), text(&format!("m{i}")));
+    }
+}
+
+/// ServerConfig::max_frame_size(1000): a 4500-byte message goes out as frames of at most 1000
+/// bytes (a first frame and continuations) that reassemble to the message.
+pub fn outgoing_messages_are_fragmented_at_max_frame_size<A: Adapter>() {
+    let s = TestServer::<A>::start(ServerConfig::new().max_frame_size(1000), Probe::echo());
+    let (mut c, client) = open(&s, "/");
+    let message = letters(4500, 3);
+    s.handle.send_text(client.id, &message);
+    let mut got = Vec::new();
+    let mut frames = 0;
+    loop {
+        let f = c.read_frame();
+        let want = if frames == 0 { op::TEXT } else { op::CONT };
+        assert_eq!(f.opcode, want, "frame {frames}: {f:?}");
+        assert!(
+            f.payload.len() <= 1000,
+            "frame of {} bytes",
+            f.payload.len()
+        );
+        got.extend_from_slice(&f.payload);
+        frames += 1;
+        if f.fin {
+            break;
+        }
+        assert!(frames < 100);
+    }
+    assert_eq!(String::from_utf8(got).unwrap(), message);
+    assert!(frames >= 5, "{frames} frames for 4500 bytes");
+}
+
 // ------------------------------------------------------------------------------ close handshake
 
 /// Client closes 1000 "bye": the server echoes 1000, closes TCP, and on_client_left fires once
@@ -432,6 +498,25 @@ pub fn close_deadline_counts_from_the_close_not_from_last_input<A: Adapter>() {
         "the reply came at once, well within the close timeout: {closed:?}"
     );
     assert!(closed.clean, "{closed:?}");
+}
+
+/// api.close with a reason over 123 bytes sends a valid close frame: the reason cut at a
+/// character boundary to at most 123 bytes.
+pub fn server_close_reason_is_truncated_to_a_valid_close_frame<A: Adapter>() {
+    let s = TestServer::<A>::echo();
+    let (mut c, client) = open(&s, "/");
+    let long = "é".repeat(100); // 200 bytes
+    s.handle.close(client.id, code(4001), &long);
+    let reason = c.expect_close(4001);
+    assert!(reason.len() <= 123, "reason of {} bytes", reason.len());
+    assert!(
+        reason.len() >= 120,
+        "reason cut too short: {} bytes",
+        reason.len()
+    );
+    assert!(long.starts_with(&reason));
+    c.send_close(4001, "");
+    c.expect_eof();
 }
 
 // ------------------------------------------------------------ limits and protocol violations
@@ -681,20 +766,6 @@ fn agreed(head: &crate::raw::HttpHead) -> Option<Vec<(String, Option<String>)>> 
             })
             .collect(),
     )
-}
-
-/// Lowercase letters from a fixed pseudo-random sequence: compressible by Huffman coding alone,
-/// with no repeats a compressor could use at short distance.
-fn letters(n: usize, seed: u32) -> String {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            char::from(b'a' + (x % 26) as u8)
-        })
-        .collect()
 }
 
 /// Reads an echo of `want`: inflated with `inflater` when RSV1 is set; returns whether it was
@@ -1113,6 +1184,71 @@ pub fn frame_in_same_write_as_handshake_is_not_lost<A: Adapter>() {
     assert_eq!(c.read_text(), "bird");
 }
 
+/// Real browsers' requests: `Connection: keep-alive, Upgrade` (Firefox), lower-case field
+/// names, `Upgrade: WebSocket`, an Origin, and an extension we do not know (ignored).
+pub fn handshake_accepts_browser_style_headers<A: Adapter>() {
+    let s = TestServer::<A>::echo();
+    let mut c = RawClient::connect(s.addr);
+    let req = format!(
+        "GET /chat HTTP/1.1\r\nhost: {}\r\nuser-agent: Mozilla/5.0\r\naccept: */*\r\n\
+         sec-websocket-version: 13\r\norigin: http://127.0.0.1\r\n\
+         sec-websocket-extensions: x-unknown-extension; foo=1\r\n\
+         sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nconnection: keep-alive, Upgrade\r\n\
+         pragma: no-cache\r\nupgrade: WebSocket\r\n\r\n",
+        s.addr
+    );
+    c.send_raw(req.as_bytes());
+    let head = c.read_head();
+    assert_eq!(head.status, 101, "{head:?}");
+    assert_eq!(head.header("Sec-WebSocket-Accept"), Some(SAMPLE_ACCEPT));
+    assert_eq!(
+        head.header("Sec-WebSocket-Extensions"),
+        None,
+        "an unknown extension was accepted"
+    );
+    assert_echo(&mut c, "browser");
+}
+
+/// Broken upgrade requests get the documented statuses and are never announced: POST → 405,
+/// no Host → 400, a key that is not base64 of 16 bytes → 400, two keys → 400, HTTP/1.0 → 400,
+/// garbage → 400.
+pub fn malformed_upgrades_get_4xx<A: Adapter>() {
+    let mut s = TestServer::<A>::echo();
+    let good = upgrade_request(s.addr, "/", &[]);
+    let host_line = format!("Host: {}\r\n", s.addr);
+    let cases: Vec<(&str, String, u16)> = vec![
+        ("POST", good.replacen("GET", "POST", 1), 405),
+        ("no Host", good.replace(&host_line, ""), 400),
+        (
+            "short key",
+            good.replace(crate::raw::SAMPLE_KEY, "c2hvcnQ="),
+            400,
+        ),
+        (
+            "two keys",
+            good.replace(
+                "\r\n\r\n",
+                "\r\nSec-WebSocket-Key: AQIDBAUGBwgJCgsMDQ4PEA==\r\n\r\n",
+            ),
+            400,
+        ),
+        ("HTTP/1.0", good.replace("HTTP/1.1", "HTTP/1.0"), 400),
+        (
+            "garbage",
+            "\x01\x02 not http at all\r\n\r\n".to_owned(),
+            400,
+        ),
+    ];
+    for (what, req, status) in cases {
+        let mut c = RawClient::connect(s.addr);
+        let _ = c.try_send_raw(req.as_bytes());
+        let head = c.read_head();
+        assert_eq!(head.status, status, "{what}: {head:?}");
+        c.expect_eof();
+    }
+    assert_no_client_announced(&mut s);
+}
+
 // ----------------------------------------------------------------------------------- server API
 
 /// clients() lists every connected client with its id and peer address.
@@ -1178,7 +1314,7 @@ pub fn publish_reaches_subscribers_only_and_subscription_callbacks_fire<A: Adapt
     s.handle.subscribe(cb.id, "news");
     s.handle.subscribe(ca.id, "news"); // already subscribed: no second callback
     for id in [ca.id, cb.id] {
-        s.events.wait_for("on_subscribed", |e| {
+        s.events.seen_or_wait("on_subscribed", |e| {
             matches!(e, Ev::Subscribed(i, svc) if *i == id && svc == "news").then_some(())
         });
     }
@@ -1191,7 +1327,7 @@ pub fn publish_reaches_subscribers_only_and_subscription_callbacks_fire<A: Adapt
     }
     s.handle.unsubscribe(cb.id, "news");
     s.handle.unsubscribe(cc.id, "news"); // not subscribed: no callback
-    s.events.wait_for("on_unsubscribed", |e| {
+    s.events.seen_or_wait("on_unsubscribed", |e| {
         matches!(e, Ev::Unsubscribed(i, svc) if *i == cb.id && svc == "news").then_some(())
     });
     s.handle.publish("news", text("n2"));
@@ -1226,7 +1362,7 @@ pub fn leaving_subscriber_is_unsubscribed_before_it_leaves<A: Adapter>() {
     }
     s.handle.subscribe(cb.id, "s1");
     for (id, svc) in [(ca.id, "s1"), (ca.id, "s2"), (cb.id, "s1")] {
-        s.events.wait_for("on_subscribed", |e| {
+        s.events.seen_or_wait("on_subscribed", |e| {
             matches!(e, Ev::Subscribed(i, v) if *i == id && v == svc).then_some(())
         });
     }
@@ -1307,6 +1443,71 @@ pub fn ids_are_unique_while_alive_and_stale_ids_reach_nobody<A: Adapter>() {
     assert_eq!(d.read_text(), "marker");
     assert_eq!(a.read_text(), "marker");
     assert_eq!(c.read_text(), "marker");
+}
+
+/// Callbacks use the API like an application does: a welcome from on_new_client, subscribe
+/// there, publish from on_message, clients() inside a callback, and a broadcast from
+/// on_client_left to those who remain.
+pub fn callbacks_use_the_api_on_their_own_and_other_clients<A: Adapter>() {
+    let (probe, events) = Probe::new();
+    let probe = probe.with_action(|api, ev| match ev {
+        Ev::NewClient(c) => {
+            api.send_text(c.id, &format!("welcome {}", c.path));
+            api.subscribe(c.id, "room");
+        }
+        Ev::Message(id, Message::Text(t)) if t == "who" => {
+            api.send_text(*id, &format!("{} here", api.clients().len()));
+        }
+        Ev::Message(_, m) => api.publish("room", m.clone()),
+        Ev::Left(c, _) => api.send_to_all(text(&format!("{} left", c.path))),
+        _ => {}
+    });
+    let s = TestServer::<A>::start(ServerConfig::new(), (probe, events));
+    let (mut a, ca) = open(&s, "/a");
+    assert_eq!(a.read_text(), "welcome /a");
+    let (mut b, cb) = open(&s, "/b");
+    assert_eq!(b.read_text(), "welcome /b");
+    for id in [ca.id, cb.id] {
+        s.events.seen_or_wait("on_subscribed", |e| {
+            matches!(e, Ev::Subscribed(i, _) if *i == id).then_some(())
+        });
+    }
+    a.send_text("who");
+    assert_eq!(a.read_text(), "2 here");
+    a.send_text("hello room");
+    assert_eq!(a.read_text(), "hello room");
+    assert_eq!(b.read_text(), "hello room");
+    a.send_close(1000, "");
+    a.expect_close(1000);
+    assert_eq!(b.read_text(), "/a left");
+    b.send_text("alone");
+    assert_eq!(b.read_text(), "alone");
+}
+
+/// A callback closes its own client (on a "kick me" message): the client gets the close frame
+/// with the callback's code and reason.
+pub fn callback_can_close_its_own_client<A: Adapter>() {
+    let (probe, events) = Probe::echo();
+    let probe = probe.with_action(|api, ev| {
+        if let Ev::Message(id, Message::Text(t)) = ev {
+            if t == "kick me" {
+                api.close(*id, code(4002), "as you wish");
+            }
+        }
+    });
+    let s = TestServer::<A>::start(ServerConfig::new(), (probe, events));
+    let (mut c, client) = open(&s, "/");
+    c.send_text("kick me");
+    assert_eq!(c.read_text(), "kick me"); // the echo was queued before the close
+    assert_eq!(c.expect_close(4002), "as you wish");
+    c.send_close(4002, "");
+    c.expect_eof();
+    let closed = s.events.left(client.id);
+    assert_eq!(
+        (closed.by, closed.code, closed.clean),
+        (ClosedBy::Local, 4002, true),
+        "{closed:?}"
+    );
 }
 
 // ------------------------------------------------------------------------------------- shutdown
@@ -1438,6 +1639,78 @@ pub fn abrupt_shutdown_closes_every_socket_and_reports_each_client_once<A: Adapt
     assert_not_accepting(s.addr);
 }
 
+/// An abrupt shutdown while a graceful one waits for replies ends it at once: the clients that
+/// got 1001 and never answered are dropped, reported once, and wait() returns.
+pub fn abrupt_shutdown_during_graceful_shutdown_ends_it_at_once<A: Adapter>() {
+    let mut s = TestServer::<A>::start(
+        ServerConfig::new().shutdown_timeout(Duration::from_secs(60)),
+        Probe::echo(),
+    );
+    let mut clients: Vec<(RawClient, Client)> = (0..2).map(|_| open(&s, "/")).collect();
+    s.handle.shutdown_gracefully();
+    for (raw, _) in &mut clients {
+        raw.expect_close(1001);
+    }
+    s.handle.shutdown_abruptly();
+    for (raw, _) in &mut clients {
+        raw.expect_eof();
+    }
+    s.wait_stopped(EVENT_TIMEOUT);
+    for (_, c) in &clients {
+        assert_eq!(
+            s.events
+                .count(|e| matches!(e, Ev::Left(l, _) if l.id == c.id)),
+            1
+        );
+    }
+}
+
+/// A callback that asks for a graceful shutdown (on a "shutdown" message) gets one: every
+/// client receives 1001 and wait() returns once they answered.
+pub fn shutdown_requested_from_a_callback_completes<A: Adapter>() {
+    let (probe, events) = Probe::echo();
+    let probe = probe.with_action(|api, ev| {
+        if matches!(ev, Ev::Message(_, Message::Text(t)) if t == "shutdown") {
+            api.shutdown_gracefully();
+        }
+    });
+    let mut s = TestServer::<A>::start(ServerConfig::new(), (probe, events));
+    let (mut a, _) = open(&s, "/a");
+    let (mut b, _) = open(&s, "/b");
+    a.send_text("shutdown");
+    let f = a.read_frame();
+    // The echo may or may not precede the close, depending on the order of the two sends.
+    let f = if f.opcode == op::TEXT {
+        a.read_frame()
+    } else {
+        f
+    };
+    assert_eq!(f.close_code().map(|(c, _)| c), Some(1001), "{f:?}");
+    b.expect_close(1001);
+    for c in [&mut a, &mut b] {
+        c.send_close(1001, "");
+        c.expect_eof();
+    }
+    s.wait_stopped(EVENT_TIMEOUT);
+    assert_eq!(s.events.count(|e| matches!(e, Ev::Left(..))), 2);
+}
+
+/// After the server stopped, the handle still answers: clients() is empty, sends and another
+/// shutdown do nothing, and wait() returns at once.
+pub fn handle_is_harmless_after_the_server_stopped<A: Adapter>() {
+    let mut s = TestServer::<A>::echo();
+    let (_c, client) = open(&s, "/");
+    s.stop();
+    assert!(s.handle.clients().is_empty(), "{:?}", s.handle.clients());
+    s.handle.send_text(client.id, "nobody");
+    s.handle.send_to_all(text("nobody"));
+    s.handle.publish("x", text("nobody"));
+    s.handle.shutdown_gracefully();
+    s.handle.shutdown_abruptly();
+    s.wait_stopped(Duration::from_secs(2));
+    assert_not_accepting(s.addr);
+}
+
 // ------------------------------------------------------ connection limit, timeouts, slow peers
 
 /// max_connections(2): the third upgrade gets 503; once a client leaves a new one is accepted.
@@ -1480,6 +1753,7 @@ pub fn slowloris_handshake_is_dropped_by_handshake_timeout<A: Adapter>() {
             }
         })
     };
+    let mut silent = RawClient::connect(s.addr);
     let start = Instant::now();
     // Others are served meanwhile.
     let (mut ok, _) = open(&s, "/ok");
@@ -1496,6 +1770,9 @@ pub fn slowloris_handshake_is_dropped_by_handshake_timeout<A: Adapter>() {
         elapsed >= Duration::from_millis(400),
         "dropped after {elapsed:?}, before the timeout"
     );
+    // A connection that never sends a byte is dropped by the same timeout.
+    let got = silent.read_to_eof(Duration::from_secs(5));
+    assert!(got.is_empty(), "silent connection got {got:?}");
     s.stop();
     let slow_announced = s
         .events
