@@ -109,6 +109,8 @@ macro_rules! behaviour_tests {
             close_reason_with_invalid_utf8_is_answered_with_1007,
             close_deadline_counts_from_the_close_not_from_last_input,
             server_close_reason_is_truncated_to_a_valid_close_frame,
+            messages_arriving_after_server_close_are_still_delivered,
+            close_in_the_middle_of_a_fragmented_message_is_accepted,
             // limits and protocol violations
             frame_over_size_limit_is_closed_with_1009_before_its_payload,
             message_over_size_limit_across_fragments_is_closed_with_1009,
@@ -143,6 +145,7 @@ macro_rules! behaviour_tests {
             frame_in_same_write_as_handshake_is_not_lost,
             handshake_accepts_browser_style_headers,
             malformed_upgrades_get_4xx,
+            handshake_hook_choosing_an_unoffered_subprotocol_fails_the_handshake,
             // server API
             clients_lists_ids_and_peer_addresses,
             send_reaches_only_the_addressed_client,
@@ -156,8 +159,10 @@ macro_rules! behaviour_tests {
             // shutdown
             graceful_shutdown_closes_with_1001_and_waits_for_replies,
             graceful_shutdown_drops_unresponsive_client_at_timeout,
+            graceful_shutdown_waits_for_replies_of_long_idle_clients,
             abrupt_shutdown_closes_every_socket_and_reports_each_client_once,
             abrupt_shutdown_during_graceful_shutdown_ends_it_at_once,
+            graceful_shutdown_does_not_wait_for_unfinished_handshakes,
             shutdown_requested_from_a_callback_completes,
             handle_is_harmless_after_the_server_stopped,
             // connection limit, timeouts, slow consumers

@@ -519,6 +519,40 @@ pub fn server_close_reason_is_truncated_to_a_valid_close_frame<A: Adapter>() {
     c.expect_eof();
 }
 
+/// After api.close, messages the client sent before seeing the close frame are still
+/// delivered to on_message, and the handshake then completes cleanly.
+pub fn messages_arriving_after_server_close_are_still_delivered<A: Adapter>() {
+    let s = TestServer::<A>::start(ServerConfig::new(), Probe::new());
+    let (mut c, client) = open(&s, "/");
+    s.handle.close(client.id, code(4000), "closing");
+    assert_eq!(c.expect_close(4000), "closing");
+    c.send_text("late but welcome");
+    c.send_close(4000, "");
+    c.expect_eof();
+    assert_eq!(s.events.message(client.id), text("late but welcome"));
+    let closed = s.events.left(client.id);
+    assert!(closed.clean, "{closed:?}");
+}
+
+/// A close frame between the fragments of a message (a control frame, so allowed there) ends
+/// the connection normally; the unfinished message is not delivered.
+pub fn close_in_the_middle_of_a_fragmented_message_is_accepted<A: Adapter>() {
+    let mut s = TestServer::<A>::echo();
+    let (mut c, client) = open(&s, "/");
+    c.send_frame(false, 0, op::TEXT, b"never ");
+    c.send_close(1000, "mid-message");
+    c.expect_close(1000);
+    c.expect_eof();
+    let closed = s.events.left(client.id);
+    assert_eq!(
+        (closed.by, closed.code, closed.clean),
+        (ClosedBy::Remote, 1000, true),
+        "{closed:?}"
+    );
+    s.stop();
+    assert_eq!(s.events.count(|e| matches!(e, Ev::Message(..))), 0);
+}
+
 // ------------------------------------------------------------ limits and protocol violations
 
 /// A frame header declaring more than max_incoming_frame_size is refused with 1009 at once:
@@ -560,6 +594,12 @@ pub fn frame_over_size_limit_is_closed_with_1009_before_its_payload<A: Adapter>(
 /// fragment that crosses the limit.
 pub fn message_over_size_limit_across_fragments_is_closed_with_1009<A: Adapter>() {
     let (s, mut by) = violation_server::<A>(ServerConfig::new().max_message_size(1000));
+    // Exactly the limit, in three fragments, is fine.
+    by.send_frame(false, 0, op::BINARY, &[1; 400]);
+    by.send_frame(false, 0, op::CONT, &[2; 400]);
+    by.send_frame(true, 0, op::CONT, &[3; 200]);
+    let (_, got) = by.read_message();
+    assert_eq!(got.len(), 1000);
     check_violation(
         &s,
         &mut by,
@@ -1249,6 +1289,25 @@ pub fn malformed_upgrades_get_4xx<A: Adapter>() {
     assert_no_client_announced(&mut s);
 }
 
+/// A hook that selects a subprotocol the client did not offer cannot complete the handshake:
+/// the client gets an error status, not a 101 with a protocol it never asked for.
+pub fn handshake_hook_choosing_an_unoffered_subprotocol_fails_the_handshake<A: Adapter>() {
+    let (probe, events) = Probe::echo();
+    let probe = probe.with_handshake(|_req, _peer| {
+        Decision::Accept(Accept {
+            protocol: Some("never-offered".to_owned()),
+            headers: Vec::new(),
+        })
+    });
+    let mut s = TestServer::<A>::start(ServerConfig::new(), (probe, events));
+    let mut c = RawClient::connect(s.addr);
+    c.send_raw(upgrade_request(s.addr, "/", &["Sec-WebSocket-Protocol: chat"]).as_bytes());
+    let head = c.read_head();
+    assert!(head.status >= 400, "{head:?}");
+    c.expect_eof();
+    assert_no_client_announced(&mut s);
+}
+
 // ----------------------------------------------------------------------------------- server API
 
 /// clients() lists every connected client with its id and peer address.
@@ -1610,6 +1669,34 @@ pub fn graceful_shutdown_drops_unresponsive_client_at_timeout<A: Adapter>() {
     assert!(!lm[0].clean, "{:?}", lm[0]);
 }
 
+/// The shutdown timeout counts from the shutdown: clients that were idle for longer than it
+/// still get the whole timeout to answer their 1001, and close cleanly.
+pub fn graceful_shutdown_waits_for_replies_of_long_idle_clients<A: Adapter>() {
+    let timeout = Duration::from_millis(300);
+    let mut s =
+        TestServer::<A>::start(ServerConfig::new().shutdown_timeout(timeout), Probe::echo());
+    let mut clients: Vec<(RawClient, Client)> = (0..2).map(|_| open(&s, "/")).collect();
+    // Precondition, not synchronisation: the clients stay idle past the shutdown timeout.
+    std::thread::sleep(timeout * 2);
+    s.handle.shutdown_gracefully();
+    for (raw, _) in &mut clients {
+        raw.expect_close(1001);
+        raw.send_close(1001, "");
+    }
+    for (raw, _) in &mut clients {
+        raw.expect_eof();
+    }
+    s.wait_stopped(EVENT_TIMEOUT);
+    for (_, c) in &clients {
+        let closed = s.events.left(c.id);
+        assert!(
+            closed.clean && closed.error.is_none(),
+            "{}: answered at once, yet {closed:?}",
+            c.id
+        );
+    }
+}
+
 /// Abrupt shutdown closes every socket at once (no close frames), reports each client once and
 /// wait() returns.
 pub fn abrupt_shutdown_closes_every_socket_and_reports_each_client_once<A: Adapter>() {
@@ -1663,6 +1750,26 @@ pub fn abrupt_shutdown_during_graceful_shutdown_ends_it_at_once<A: Adapter>() {
             1
         );
     }
+}
+
+/// A graceful shutdown does not wait for connections still in their handshake: they are
+/// dropped, and the server stops as soon as the open clients answered (long before the 60 s
+/// shutdown timeout).
+pub fn graceful_shutdown_does_not_wait_for_unfinished_handshakes<A: Adapter>() {
+    let mut s = TestServer::<A>::start(
+        ServerConfig::new().shutdown_timeout(Duration::from_secs(60)),
+        Probe::echo(),
+    );
+    let mut half = RawClient::connect(s.addr);
+    half.send_raw(b"GET / HTTP/1.1\r\nHost: x\r\n"); // and never the rest
+    let (mut c, _) = open(&s, "/");
+    s.handle.shutdown_gracefully();
+    c.expect_close(1001);
+    c.send_close(1001, "");
+    c.expect_eof();
+    s.wait_stopped(EVENT_TIMEOUT);
+    let got = half.read_to_eof(Duration::from_secs(5));
+    assert!(!String::from_utf8_lossy(&got).contains(" 101 "), "{got:?}");
 }
 
 /// A callback that asks for a graceful shutdown (on a "shutdown" message) gets one: every
