@@ -22,6 +22,9 @@ pub(crate) const READ_CLOSED: u8 = 2;
 const SMALL_READ: usize = 4 << 10;
 /// Read buffer while data streams in (a read filled the small one).
 const BIG_READ: usize = 64 << 10;
+/// Most bytes read in one turn: a peer that sends without pause must not keep its thread from
+/// writing (replies pile up otherwise) or from running its timers.
+const READ_BUDGET: usize = 1 << 20;
 /// Most slices per vectored write (own frames coalesce into one; shared frames add one each).
 const MAX_SLICES: usize = 32;
 
@@ -82,6 +85,9 @@ impl ClientThread {
             if !used_big {
                 self.big = Vec::new();
             }
+            if self.slot.ready.load(Ordering::Acquire) != 0 {
+                continue;
+            }
             match deadline {
                 Some(t) => std::thread::park_timeout(t.saturating_duration_since(Instant::now())),
                 None => std::thread::park(),
@@ -98,7 +104,13 @@ impl ClientThread {
     fn read(&mut self, small: &mut [u8; SMALL_READ], to_eof: bool) -> bool {
         let mut big = std::mem::take(&mut self.big);
         let mut used_big = false;
+        let mut total = 0;
         loop {
+            if total >= READ_BUDGET {
+                let more = READABLE | if to_eof { READ_CLOSED } else { 0 };
+                self.slot.ready.fetch_or(more, Ordering::Release);
+                break;
+            }
             if self.slot.lock().connection().is_closed() {
                 // Only flushing remains; further input is left unread.
                 break;
@@ -127,6 +139,7 @@ impl ClientThread {
             if n == 0 || n < buf.len() && !to_eof {
                 break;
             }
+            total += n;
             if n == buf.len() && !used_big {
                 used_big = true;
                 if big.is_empty() {

@@ -166,7 +166,8 @@ fn echoes_text_and_binary_and_closes_cleanly() {
         _ => None,
     });
     assert_eq!(got, (id, Message::Text("héllo".into())));
-    let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7) as u8).collect();
+    // Over the per-turn read budget, so the message arrives over several turns.
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7) as u8).collect();
     c.send_binary(&big).unwrap();
     assert_eq!(recv_message(&mut c), Message::Binary(big));
     c.ping(b"p").unwrap();
