@@ -105,14 +105,12 @@ impl ClientThread {
         let mut big = std::mem::take(&mut self.big);
         let mut used_big = false;
         let mut total = 0;
-        loop {
+        // Once closed, only flushing remains: further input is left unread.
+        let mut closed = self.slot.lock().connection().is_closed();
+        while !closed {
             if total >= READ_BUDGET {
                 let more = READABLE | if to_eof { READ_CLOSED } else { 0 };
                 self.slot.ready.fetch_or(more, Ordering::Release);
-                break;
-            }
-            if self.slot.lock().connection().is_closed() {
-                // Only flushing remains; further input is left unread.
                 break;
             }
             let buf: &mut [u8] = if used_big { &mut big } else { small };
@@ -134,6 +132,7 @@ impl ClientThread {
                     s.receive(&buf[..n], now);
                 }
                 s.process(&self.shared.core, &mut self.notices);
+                closed = s.connection().is_closed();
             }
             self.notify();
             if n == 0 || n < buf.len() && !to_eof {
