@@ -249,16 +249,16 @@ pub struct Connection {
     incoming: Option<Incoming>,
     control: Vec<u8>,
     utf8: Utf8Validator,
-    deflate: Option<PerMessageDeflate>,
+    deflate: Option<Box<PerMessageDeflate>>,
     /// Scratch space for unmasking compressed input and for compressing output.
     scratch: Vec<u8>,
-    rng: Option<Rng>,
-    protocol: Option<String>,
+    rng: Option<Box<Rng>>,
+    protocol: Option<Box<str>>,
     /// Kind of the message being streamed out with `send_fragment`, if any.
     sending_stream: Option<DataKind>,
     transport: Transport,
     /// The close frame we sent, for the Closed event when we initiated.
-    sent_close: Option<(u16, String)>,
+    sent_close: Option<Box<(u16, String)>>,
     handshake_deadline: Option<Instant>,
     close_deadline: Option<Instant>,
     last_rx: Instant,
@@ -314,7 +314,7 @@ impl Connection {
             let n = buf.len() - before;
             c.out.appended(n);
         }
-        c.rng = Some(rng);
+        c.rng = Some(Box::new(rng));
         c.handshake_deadline = c.config.handshake_timeout.map(|t| now + t);
         c
     }
@@ -330,9 +330,9 @@ impl Connection {
         now: Instant,
     ) -> Connection {
         let mut c = Connection::new(role, config.into(), State::Open, now);
-        c.deflate = deflate.map(|p| PerMessageDeflate::new(p, role, &c.config.deflate));
+        c.deflate = deflate.map(|p| Box::new(PerMessageDeflate::new(p, role, &c.config.deflate)));
         if role == Role::Client {
-            c.rng = Some(Rng::from_seed(seed));
+            c.rng = Some(Box::new(Rng::from_seed(seed)));
         }
         c
     }
@@ -488,7 +488,8 @@ impl Connection {
                     self.transport = Transport::CloseNow;
                     let (code, reason) = self
                         .sent_close
-                        .clone()
+                        .as_deref()
+                        .cloned()
                         .unwrap_or((CloseCode::ABNORMAL_CLOSURE, String::new()));
                     self.finish(
                         ClosedBy::Local,
@@ -662,8 +663,13 @@ impl Connection {
         };
         let key = pending.key.clone();
         let ext_header = negotiated.as_ref().map(|(_, h)| h.clone());
-        self.deflate = negotiated
-            .map(|(params, _)| PerMessageDeflate::new(params, Role::Server, &self.config.deflate));
+        self.deflate = negotiated.map(|(params, _)| {
+            Box::new(PerMessageDeflate::new(
+                params,
+                Role::Server,
+                &self.config.deflate,
+            ))
+        });
         let buf = self.out.tail_buffer();
         let before = buf.len();
         server::response_101(
@@ -675,7 +681,7 @@ impl Connection {
         );
         let n = buf.len() - before;
         self.out.appended(n);
-        self.protocol = accept.protocol;
+        self.protocol = accept.protocol.map(String::into_boxed_str);
         self.state = State::Open;
         self.last_rx = self.now;
         let pending_input = std::mem::take(&mut self.inbuf);
@@ -728,15 +734,20 @@ impl Connection {
         let ext = resp.extension_headers();
         match deflate::accept_response(&self.config.deflate, &ext) {
             Ok(params) => {
-                self.deflate =
-                    params.map(|p| PerMessageDeflate::new(p, Role::Client, &self.config.deflate));
+                self.deflate = params.map(|p| {
+                    Box::new(PerMessageDeflate::new(
+                        p,
+                        Role::Client,
+                        &self.config.deflate,
+                    ))
+                });
             }
             Err(e) => {
                 self.fail_handshake(e, false);
                 return;
             }
         }
-        self.protocol = resp.protocol.clone();
+        self.protocol = resp.protocol.clone().map(String::into_boxed_str);
         self.handshake_deadline = None;
         self.state = State::Open;
         self.last_rx = self.now;
@@ -1059,7 +1070,7 @@ impl Connection {
             }
             State::Closing => {
                 self.after_close_handshake();
-                let (code, reason) = self.sent_close.clone().unwrap_or_default();
+                let (code, reason) = self.sent_close.as_deref().cloned().unwrap_or_default();
                 self.finish(ClosedBy::Local, code, reason, None, true);
             }
             _ => {}
@@ -1109,7 +1120,7 @@ impl Connection {
             self.write_frame(OpCode::Close, true, 0, &payload);
         }
         let (code, reason) = match (&self.state, &self.sent_close) {
-            (State::Closing, Some(sent)) => sent.clone(),
+            (State::Closing, Some(sent)) => (**sent).clone(),
             _ => (code.as_u16(), reason),
         };
         self.incoming = None;
@@ -1240,7 +1251,7 @@ impl Connection {
 
     /// Encodes one frame into the output buffer, masking it in place for a client.
     fn write_frame(&mut self, opcode: OpCode, fin: bool, rsv: u8, payload: &[u8]) {
-        let mask = self.rng.as_mut().map(Rng::mask_key);
+        let mask = self.rng.as_mut().map(|r| r.mask_key());
         let header = FrameHeader {
             fin,
             rsv,
@@ -1328,7 +1339,7 @@ impl Connection {
         let mut payload = Vec::with_capacity(2 + reason.len());
         ClosePayload::Code(code, reason.to_owned()).encode(&mut payload);
         self.write_frame(OpCode::Close, true, 0, &payload);
-        self.sent_close = Some((code.as_u16(), reason.to_owned()));
+        self.sent_close = Some(Box::new((code.as_u16(), reason.to_owned())));
         self.sending_stream = None;
         self.state = State::Closing;
         self.close_deadline = Some(self.now + self.config.close_timeout);

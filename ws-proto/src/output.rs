@@ -100,7 +100,7 @@ pub struct OutputQueue {
 const KEEP_SPARE_CAPACITY: usize = 64 << 10;
 
 /// What a drained queue keeps for the next burst of small frames.
-const KEEP_IDLE_CAPACITY: usize = 512;
+const KEEP_IDLE_CAPACITY: usize = 0;
 
 impl OutputQueue {
     /// Total bytes waiting.

@@ -1,6 +1,7 @@
 //! Who is connected, and who is subscribed to what.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use super::{Client, ClientId};
 
@@ -8,13 +9,14 @@ use super::{Client, ClientId};
 /// that any thread can list clients or publish.
 #[derive(Debug, Default)]
 pub struct Registry {
-    clients: HashMap<ClientId, (Client, BTreeSet<String>)>,
+    /// The same `Client` the session holds, shared rather than copied.
+    clients: HashMap<ClientId, (Arc<Client>, BTreeSet<String>)>,
     services: HashMap<String, BTreeSet<ClientId>>,
 }
 
 impl Registry {
     /// Adds a client that completed its handshake.
-    pub fn insert(&mut self, client: Client) {
+    pub fn insert(&mut self, client: Arc<Client>) {
         self.clients.insert(client.id, (client, BTreeSet::new()));
     }
 
@@ -51,7 +53,11 @@ impl Registry {
 
     /// All clients, ordered by id.
     pub fn clients(&self) -> Vec<Client> {
-        let mut v: Vec<Client> = self.clients.values().map(|(c, _)| c.clone()).collect();
+        let mut v: Vec<Client> = self
+            .clients
+            .values()
+            .map(|(c, _)| Client::clone(c))
+            .collect();
         v.sort_by_key(|c| c.id);
         v
     }
@@ -71,7 +77,7 @@ impl Registry {
             .entry(service.to_owned())
             .or_default()
             .insert(id);
-        Some(client.clone())
+        Some(Client::clone(client))
     }
 
     /// Unsubscribes; returns the client if it was subscribed.
@@ -86,7 +92,7 @@ impl Registry {
                 self.services.remove(service);
             }
         }
-        Some(client.clone())
+        Some(Client::clone(client))
     }
 
     /// Subscribers of `service`.

@@ -41,7 +41,7 @@ pub enum Notice {
 #[derive(Debug)]
 pub struct Session {
     conn: Connection,
-    client: Client,
+    client: Arc<Client>,
     announced: bool,
     #[cfg(feature = "tls")]
     tls: Option<Box<crate::tls::TlsSession>>,
@@ -54,12 +54,12 @@ impl Session {
     pub fn new(id: ClientId, addr: SocketAddr, config: &Arc<Config>, now: Instant) -> Session {
         Session {
             conn: Connection::server(Arc::clone(config), now),
-            client: Client {
+            client: Arc::new(Client {
                 id,
                 addr,
                 path: String::new(),
                 protocol: None,
-            },
+            }),
             announced: false,
             #[cfg(feature = "tls")]
             tls: None,
@@ -242,9 +242,12 @@ impl Session {
                             let protocol = accept.protocol.clone();
                             match self.conn.accept(accept) {
                                 Ok(()) => {
-                                    self.client.path = request.path;
-                                    self.client.protocol = protocol;
-                                    core.registry().insert(self.client.clone());
+                                    self.client = Arc::new(Client {
+                                        path: request.path,
+                                        protocol,
+                                        ..Client::clone(&self.client)
+                                    });
+                                    core.registry().insert(Arc::clone(&self.client));
                                     self.announced = true;
                                     log::debug!(
                                         "{} {}: connected from {}",
