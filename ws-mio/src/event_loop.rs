@@ -52,11 +52,15 @@ impl CommandSink for LocalQueue {
 struct Store<'a> {
     conns: &'a mut Slab<Conn>,
     dirty: &'a mut Vec<ClientId>,
+    now: Instant,
 }
 
 impl SessionStore for Store<'_> {
     fn with_session(&mut self, id: ClientId, f: &mut dyn FnMut(&mut Session)) {
         if let Some(c) = self.conns.get_mut(id) {
+            // A close or a backpressure close started now must count its deadline from now,
+            // not from this client's last input.
+            c.session.connection_mut().set_time(self.now);
             f(&mut c.session);
             self.dirty.push(id);
         }
@@ -380,6 +384,7 @@ impl EventLoop {
                 let mut store = Store {
                     conns: &mut self.conns,
                     dirty: &mut self.dirty,
+                    now,
                 };
                 match self.shared.core.execute(command, &mut store, &self.local) {
                     Some(Shutdown::Graceful) => self.begin_graceful_shutdown(now),
@@ -391,6 +396,9 @@ impl EventLoop {
             dirty.sort_unstable();
             dirty.dedup();
             for &id in &dirty {
+                // A command may have ended the session (backpressure close): its callbacks run
+                // now, not at the client's next read.
+                self.deliver(id);
                 self.flush(id, now);
             }
             dirty.clear();
@@ -407,6 +415,7 @@ impl EventLoop {
         self.shutdown_deadline = Some(now + self.shared.core.config().shutdown_timeout);
         for id in self.conns.ids() {
             if let Some(conn) = self.conns.get_mut(id) {
+                conn.session.connection_mut().set_time(now);
                 conn.session.begin_shutdown();
             }
             self.deliver(id);

@@ -471,6 +471,15 @@ impl Connection {
         .min()
     }
 
+    /// Tells the connection the current time without giving it input. Call it before commands
+    /// issued long after the last input (a close, a send that may trip backpressure): the
+    /// deadlines they start count from the latest time the connection was told.
+    pub fn set_time(&mut self, now: Instant) {
+        if now > self.now {
+            self.now = now;
+        }
+    }
+
     /// Runs the timers that are due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
@@ -506,11 +515,13 @@ impl Connection {
         if self.pong_deadline.is_some_and(|d| d <= now) {
             self.pong_deadline = None;
             if matches!(self.state, State::Open) {
+                // The 1011 is still sent: a peer that is merely slow learns why it was dropped,
+                // and a dead one cannot delay us past the close timeout.
                 self.fail_local(
                     CloseCode::INTERNAL_ERROR,
                     "keepalive ping timeout",
                     ConnectionError::KeepaliveTimeout,
-                    Transport::CloseNow,
+                    Transport::CloseAfterFlush,
                 );
                 return;
             }

@@ -478,6 +478,20 @@ fn s7_1_local_close_waits_for_reply_and_sends_nothing_after() {
 }
 
 #[test]
+fn close_deadline_counts_from_the_time_of_the_close() {
+    let mut s = server();
+    s.receive(&cframe(1, true, b"x"), t0());
+    events(&mut s);
+    let later = t0() + Duration::from_secs(60);
+    s.set_time(later);
+    s.close(CloseCode::NORMAL, "").unwrap();
+    assert_eq!(
+        s.poll_timeout(),
+        Some(later + Config::default().close_timeout)
+    );
+}
+
+#[test]
 fn s7_1_close_times_out_without_reply() {
     let mut s = server();
     s.close(CloseCode::NORMAL, "").unwrap();
@@ -756,6 +770,11 @@ fn keepalive_pings_when_idle_and_times_out_without_answer() {
     let evs = events(&mut s);
     let c = closed_event(&evs);
     assert_eq!(c.error, Some(ConnectionError::KeepaliveTimeout));
+    let frames = decode_all(&drain_output(&mut s));
+    assert_eq!(
+        frames.last().map(|f| (f.0, f.2[..2].to_vec())),
+        Some((OpCode::Close, 1011u16.to_be_bytes().to_vec()))
+    );
     assert!(s.should_close_transport());
 }
 
