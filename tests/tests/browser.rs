@@ -3,7 +3,7 @@
 //! checks that markup is shown as text, and sees the leave notice when a tab closes. Run against
 //! the chat app on both servers. A screenshot lands in target/test-output/.
 
-#[path = "../../ws-mio/examples/chat/app.rs"]
+#[path = "../../examples/chat/app.rs"]
 #[allow(dead_code)]
 mod app;
 

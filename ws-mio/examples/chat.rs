@@ -3,20 +3,16 @@
 //!
 //! `cargo run --release -p ws-mio --example chat` (optional argument: HOST:PORT)
 
-#[path = "chat/app.rs"]
-mod app;
+#[path = "../../examples/apps.rs"]
+mod apps;
 
-use ws_mio::{Server, ServerConfig}; // ws-std: `use ws_std::{Server, ServerConfig};` — nothing else changes
+use ws_mio::Server; // on threads: `use ws_std::Server;` — nothing else changes
 
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
-    let (host, port) = addr.rsplit_once(':').expect("ADDR is host:port");
-    let config = ServerConfig::new()
-        .host(host)
-        .port(port.parse().expect("port is a number"));
-    let server = Server::bind(config, app::Chat::default())?;
+    let server = Server::bind(
+        apps::config_from_args("127.0.0.1:9001"),
+        apps::chat::Chat::default(),
+    )?;
     println!("chat: open http://{}/ in your browser", server.local_addr());
     server.run_forever()
 }

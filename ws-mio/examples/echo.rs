@@ -3,21 +3,14 @@
 //!
 //! `cargo run --release -p ws-mio --example echo -- 127.0.0.1:9001`
 
-use ws_mio::{Callbacks, Server, ServerConfig};
+#[path = "../../examples/apps.rs"]
+mod apps;
+
+use ws_mio::Server; // on threads: `use ws_std::Server;`
 
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
-    let (host, port) = addr.rsplit_once(':').expect("ADDR is host:port");
-    let config = ServerConfig::new()
-        .host(host.trim_matches(['[', ']']))
-        .port(port.parse().expect("port is a number"))
-        .compression(true)
-        .max_incoming_frame_size(64 << 20)
-        .max_message_size(64 << 20);
-    let handler = Callbacks::new().on_message(|api, client, message| api.send(client.id, message));
-    let server = Server::bind(config, handler)?;
+    let config = apps::large_messages(apps::config_from_args("127.0.0.1:9001"));
+    let server = Server::bind(config, apps::Echo)?;
     println!("echo server listening on ws://{}", server.local_addr());
     server.run_forever()
 }

@@ -2,20 +2,14 @@
 //!
 //! `cargo run -p ws-mio --features tls --example tls_echo -- 127.0.0.1:9443 cert.pem key.pem`
 
-use ws_mio::{Callbacks, Server, ServerConfig};
+#[path = "../../examples/apps.rs"]
+mod apps;
+
+use ws_mio::Server; // the other server: `use ws_std::Server;`
 
 fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let usage = "usage: tls_echo HOST:PORT CERT.pem KEY.pem";
-    let addr = args.next().expect(usage);
-    let (cert, key) = (args.next().expect(usage), args.next().expect(usage));
-    let (host, port) = addr.rsplit_once(':').expect("ADDR is host:port");
-    let config = ServerConfig::new()
-        .host(host)
-        .port(port.parse().expect("port is a number"))
-        .tls(cert, key);
-    let handler = Callbacks::new().on_message(|api, client, message| api.send(client.id, message));
-    let server = Server::bind(config, handler)?;
+    let config = apps::tls_from_args(apps::config_from_args("127.0.0.1:9443"));
+    let server = Server::bind(config, apps::Echo)?;
     println!("wss echo server listening on wss://{}", server.local_addr());
     server.run_forever()
 }
