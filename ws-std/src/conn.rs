@@ -18,10 +18,16 @@ pub(crate) const READABLE: u8 = 1;
 /// The peer closed or the socket failed: read until end of stream, not only until a short read.
 pub(crate) const READ_CLOSED: u8 = 2;
 
-/// Read buffer while a client is quiet: on the stack, so an idle client holds none.
-const SMALL_READ: usize = 4 << 10;
-/// Read buffer while data streams in (a read filled the small one).
-const BIG_READ: usize = 64 << 10;
+/// Read buffer while a client is quiet: on the stack, so an idle client holds none. Small, since
+/// every stack page a thread ever touches stays resident: at 4 KiB an idle client costs one more
+/// page (about 4 KiB of RSS); bigger reads borrow a pooled buffer.
+const SMALL_READ: usize = 1 << 10;
+/// Read buffer while data streams in (a read filled the small one), borrowed from a pool for
+/// one turn.
+pub(crate) const BIG_READ: usize = 64 << 10;
+/// Most big buffers kept for reuse: enough for the clients reading at the same moment, while
+/// idle clients hold none.
+pub(crate) const POOLED_BUFFERS: usize = 64;
 /// Most bytes read in one turn: a peer that sends without pause must not keep its thread from
 /// writing (replies pile up otherwise) or from running its timers.
 const READ_BUDGET: usize = 1 << 20;
@@ -34,7 +40,6 @@ struct ClientThread {
     stream: TcpStream,
     api: Handle,
     notices: Vec<Notice>,
-    big: Vec<u8>,
 }
 
 /// The body of a client thread.
@@ -49,7 +54,6 @@ pub(crate) fn run(shared: Arc<Shared>, slot: Arc<Slot>, stream: TcpStream) {
         slot,
         stream,
         notices: Vec::new(),
-        big: Vec::new(),
     };
     if panic::catch_unwind(AssertUnwindSafe(|| t.serve())).is_err() {
         log::error!("{id}: a callback panicked; dropping the client");
@@ -63,7 +67,9 @@ impl ClientThread {
         let mut small = [0u8; SMALL_READ];
         loop {
             let ready = self.slot.ready.swap(0, Ordering::Acquire);
-            let used_big = ready != 0 && self.read(&mut small, ready & READ_CLOSED != 0);
+            if ready != 0 {
+                self.read(&mut small, ready & READ_CLOSED != 0);
+            }
             let now = Instant::now();
             let (done, deadline) = {
                 let mut s = self.slot.lock();
@@ -82,9 +88,6 @@ impl ClientThread {
             if done {
                 return;
             }
-            if !used_big {
-                self.big = Vec::new();
-            }
             if self.slot.ready.load(Ordering::Acquire) != 0 {
                 continue;
             }
@@ -96,14 +99,13 @@ impl ClientThread {
     }
 
     /// Reads until the socket is drained, handing every chunk to the session and its callbacks
-    /// at once. Returns whether the big buffer was needed.
+    /// at once.
     ///
     /// A short read means the socket was drained when it was read, unless the peer had already
     /// closed (`to_eof`): data arriving later raises a new readiness edge, but an end of stream
     /// that came before the read does not.
-    fn read(&mut self, small: &mut [u8; SMALL_READ], to_eof: bool) -> bool {
-        let mut big = std::mem::take(&mut self.big);
-        let mut used_big = false;
+    fn read(&mut self, small: &mut [u8; SMALL_READ], to_eof: bool) {
+        let mut big: Vec<u8> = Vec::new();
         let mut total = 0;
         // Once closed, only flushing remains: further input is left unread.
         let mut closed = self.slot.lock().connection().is_closed();
@@ -113,7 +115,7 @@ impl ClientThread {
                 self.slot.ready.fetch_or(more, Ordering::Release);
                 break;
             }
-            let buf: &mut [u8] = if used_big { &mut big } else { small };
+            let buf: &mut [u8] = if big.is_empty() { small } else { &mut big };
             let n = match (&self.stream).read(buf) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -139,15 +141,14 @@ impl ClientThread {
                 break;
             }
             total += n;
-            if n == buf.len() && !used_big {
-                used_big = true;
-                if big.is_empty() {
-                    big = vec![0; BIG_READ];
-                }
+            let filled = n == buf.len();
+            if filled && big.is_empty() {
+                big = self.shared.take_buffer();
             }
         }
-        self.big = big;
-        used_big
+        if !big.is_empty() {
+            self.shared.give_buffer(big);
+        }
     }
 
     /// Runs the callbacks for what the session reported, with no lock held, so that they may
