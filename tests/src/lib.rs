@@ -119,6 +119,8 @@ macro_rules! behaviour_tests {
             invalid_utf8_in_first_fragment_fails_fast_with_1007,
             unmasked_client_frame_is_closed_with_1002,
             reserved_bits_are_closed_with_1002,
+            echo_precedes_the_close_reply_sent_in_the_same_write,
+            echo_precedes_the_error_close_of_a_later_frame_in_the_same_write,
             reserved_opcodes_are_closed_with_1002,
             continuation_without_start_is_closed_with_1002,
             new_message_inside_fragmented_message_is_closed_with_1002,

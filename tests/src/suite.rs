@@ -2043,3 +2043,26 @@ pub fn slow_consumer_is_closed_with_close_policy<A: Adapter>() {
         &format!("fast is fine after round {overflow_round}"),
     );
 }
+
+/// A message and a close frame in one write: the echo of the message comes before the close
+/// reply (RFC 6455 §5.5.1: the endpoint answers the close after the data it was sending).
+pub fn echo_precedes_the_close_reply_sent_in_the_same_write<A: Adapter>() {
+    let s = TestServer::<A>::echo();
+    let mut c = RawClient::open(s.addr, "/");
+    let mut bytes = c.frame(true, 0, op::TEXT, b"last words");
+    bytes.extend(c.frame(true, 0, op::CLOSE, &crate::raw::close_payload(1000, b"")));
+    c.send_raw(&bytes);
+    assert_eq!(c.read_message(), (op::TEXT, b"last words".to_vec()));
+    assert_eq!(c.expect_close(1000), "");
+}
+
+/// A message, then a protocol violation, in one write: the message is echoed before the 1002.
+pub fn echo_precedes_the_error_close_of_a_later_frame_in_the_same_write<A: Adapter>() {
+    let s = TestServer::<A>::echo();
+    let mut c = RawClient::open(s.addr, "/");
+    let mut bytes = c.frame(true, 0, op::TEXT, b"fine");
+    bytes.extend(c.frame(true, 2, op::TEXT, b"bad rsv"));
+    c.send_raw(&bytes);
+    assert_eq!(c.read_message(), (op::TEXT, b"fine".to_vec()));
+    c.expect_close(1002);
+}

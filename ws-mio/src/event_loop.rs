@@ -241,12 +241,12 @@ impl EventLoop {
             match conn.stream.read(&mut self.read_buf) {
                 Ok(0) => {
                     conn.session.receive_eof(now);
-                    self.deliver(id);
+                    self.deliver(id, now);
                     return;
                 }
                 Ok(n) => {
                     conn.session.receive(&self.read_buf[..n], now);
-                    self.deliver(id);
+                    self.deliver(id, now);
                     self.run_commands(now);
                     // A short read drained the socket; epoll's edge trigger fires again for any
                     // later data or FIN, so the read that would only say WouldBlock is skipped.
@@ -259,23 +259,58 @@ impl EventLoop {
                 Err(e) => {
                     log::debug!("{id}: read error: {e}");
                     conn.session.receive_eof(now);
-                    self.deliver(id);
+                    self.deliver(id, now);
                     return;
                 }
             }
         }
     }
 
-    /// Turns the session's events into callbacks.
-    fn deliver(&mut self, id: ClientId) {
-        let Some(conn) = self.conns.get_mut(id) else {
-            return;
-        };
-        conn.session.process(&self.shared.core, &mut self.notices);
-        if !self.notices.is_empty() {
+    /// Turns the session's events into callbacks, one event at a time: the commands a callback
+    /// issues run before the next event is decoded, so replies keep the order of the input that
+    /// caused them (an echo goes out before the reply to a close frame read with it). Nothing is
+    /// written here; the caller flushes once.
+    fn deliver(&mut self, id: ClientId, now: Instant) {
+        loop {
+            let Some(conn) = self.conns.get_mut(id) else {
+                return;
+            };
+            if !conn
+                .session
+                .process_next(&self.shared.core, &mut self.notices)
+            {
+                return;
+            }
             self.shared
                 .core
                 .notify(&self.local, conn.session.client(), &mut self.notices);
+            self.execute_local(now);
+        }
+    }
+
+    /// Runs the commands callbacks issued on this thread.
+    fn execute_local(&mut self, now: Instant) {
+        loop {
+            let commands = std::mem::take(&mut *self.local.commands.borrow_mut());
+            if commands.is_empty() {
+                return;
+            }
+            for command in commands {
+                self.execute(command, now);
+            }
+        }
+    }
+
+    fn execute(&mut self, command: Command, now: Instant) {
+        let mut store = Store {
+            conns: &mut self.conns,
+            dirty: &mut self.dirty,
+            now,
+        };
+        match self.shared.core.execute(command, &mut store, &self.local) {
+            Some(Shutdown::Graceful) => self.begin_graceful_shutdown(now),
+            Some(Shutdown::Abrupt) => self.abort_all(now),
+            None => {}
         }
     }
 
@@ -310,7 +345,7 @@ impl EventLoop {
         }
         if failed {
             conn.session.receive_eof(now);
-            self.deliver(id);
+            self.deliver(id, now);
         }
         let Some(conn) = self.conns.get_mut(id) else {
             return;
@@ -360,7 +395,7 @@ impl EventLoop {
             }
             if conn.session.poll_timeout().is_some_and(|d| d <= now) {
                 conn.session.handle_timeout(now);
-                self.deliver(id);
+                self.deliver(id, now);
                 self.run_commands(now);
             }
             self.flush(id, now);
@@ -371,26 +406,19 @@ impl EventLoop {
     /// sessions they touched.
     fn run_commands(&mut self, now: Instant) {
         loop {
-            let mut commands = std::mem::take(&mut *self.local.commands.borrow_mut());
-            if commands.is_empty() {
-                commands = std::mem::take(
-                    &mut *self.shared.queue.lock().unwrap_or_else(|p| p.into_inner()),
-                );
+            self.execute_local(now);
+            let remote =
+                std::mem::take(&mut *self.shared.queue.lock().unwrap_or_else(|p| p.into_inner()));
+            let had_remote = !remote.is_empty();
+            for command in remote {
+                self.execute(command, now);
+                self.execute_local(now);
             }
-            if commands.is_empty() {
-                break;
-            }
-            for command in commands {
-                let mut store = Store {
-                    conns: &mut self.conns,
-                    dirty: &mut self.dirty,
-                    now,
-                };
-                match self.shared.core.execute(command, &mut store, &self.local) {
-                    Some(Shutdown::Graceful) => self.begin_graceful_shutdown(now),
-                    Some(Shutdown::Abrupt) => self.abort_all(now),
-                    None => {}
+            if self.dirty.is_empty() {
+                if had_remote {
+                    continue;
                 }
+                return;
             }
             let mut dirty = std::mem::take(&mut self.dirty);
             dirty.sort_unstable();
@@ -398,11 +426,13 @@ impl EventLoop {
             for &id in &dirty {
                 // A command may have ended the session (backpressure close): its callbacks run
                 // now, not at the client's next read.
-                self.deliver(id);
+                self.deliver(id, now);
                 self.flush(id, now);
             }
-            dirty.clear();
-            self.dirty = dirty;
+            if self.dirty.is_empty() {
+                dirty.clear();
+                self.dirty = dirty;
+            }
         }
     }
 
@@ -418,7 +448,7 @@ impl EventLoop {
                 conn.session.connection_mut().set_time(now);
                 conn.session.begin_shutdown();
             }
-            self.deliver(id);
+            self.deliver(id, now);
             self.flush(id, now);
         }
     }
@@ -430,7 +460,7 @@ impl EventLoop {
             if let Some(conn) = self.conns.get_mut(id) {
                 conn.session.connection_mut().abort();
             }
-            self.deliver(id);
+            self.deliver(id, now);
             self.close(id);
         }
         // Callbacks of departing clients may have queued commands; they find nobody now.

@@ -245,6 +245,9 @@ pub struct Connection {
     /// Received bytes not yet processed: a partial frame header, or frames that followed the
     /// handshake while the application decides.
     inbuf: Vec<u8>,
+    /// Start of the unprocessed bytes in `inbuf` (an offset, so that pipelined messages are
+    /// decoded one by one without moving the rest each time).
+    inpos: usize,
     rx: Rx,
     incoming: Option<Incoming>,
     control: Vec<u8>,
@@ -346,6 +349,7 @@ impl Connection {
             events: VecDeque::new(),
             out: OutputQueue::default(),
             inbuf: Vec::new(),
+            inpos: 0,
             rx: Rx::Header,
             incoming: None,
             control: Vec::new(),
@@ -441,7 +445,15 @@ impl Connection {
     }
 
     /// The next event, if any.
+    ///
+    /// Input is decoded lazily, one event at a time: the next frame is only looked at once the
+    /// application has taken the previous event. Whatever it sends in response (an echo, say)
+    /// is therefore queued before anything the later input causes (a close reply, a protocol
+    /// error), and a flood of input is never decoded ahead of the application.
     pub fn poll_event(&mut self) -> Option<Event> {
+        if self.events.is_empty() {
+            self.resume_input();
+        }
         let event = self.events.pop_front();
         if event.is_none() && self.events.capacity() != 0 {
             // An idle connection holds no event storage (it is 4 events = 512 bytes otherwise).
@@ -656,7 +668,7 @@ impl Connection {
 
     /// Server: accepts the pending upgrade request, negotiating extensions.
     ///
-    /// Frames that arrived right behind the request are processed now.
+    /// Frames that arrived right behind the request are decoded as events are polled.
     pub fn accept(&mut self, accept: Accept) -> Result<(), Error> {
         let State::AwaitingDecision(pending) = &self.state else {
             return Err(Error::NoPendingHandshake);
@@ -695,10 +707,7 @@ impl Connection {
         self.protocol = accept.protocol.map(String::into_boxed_str);
         self.state = State::Open;
         self.last_rx = self.now;
-        let pending_input = std::mem::take(&mut self.inbuf);
-        if !pending_input.is_empty() {
-            self.process_input(&pending_input);
-        }
+        // Frames that came right behind the request are decoded as events are polled.
         Ok(())
     }
 
@@ -723,6 +732,7 @@ impl Connection {
         let n = buf.len() - before;
         self.out.appended(n);
         self.inbuf = Vec::new();
+        self.inpos = 0;
         self.enter_close_after_flush();
         self.finish(
             ClosedBy::Local,
@@ -780,6 +790,7 @@ impl Connection {
             self.transport = Transport::CloseNow;
         }
         self.inbuf = Vec::new();
+        self.inpos = 0;
         self.finish(
             ClosedBy::Local,
             CloseCode::ABNORMAL_CLOSURE,
@@ -792,20 +803,47 @@ impl Connection {
     // ----- frames in -----
 
     fn process_input(&mut self, data: &[u8]) {
-        if self.inbuf.is_empty() {
+        if self.events.is_empty() && self.inpos == self.inbuf.len() {
+            // Nothing pending: decode straight from the caller's buffer and keep only the rest.
+            self.clear_input();
             let used = self.process_frames(data);
             if used < data.len() && self.accepting_frames() {
                 self.inbuf.extend_from_slice(&data[used..]);
             }
         } else {
-            let mut buf = std::mem::take(&mut self.inbuf);
-            buf.extend_from_slice(data);
-            let used = self.process_frames(&buf);
-            buf.drain(..used);
-            if self.accepting_frames() {
-                self.inbuf = buf;
+            self.inbuf.extend_from_slice(data);
+            if self.events.is_empty() {
+                self.resume_input();
             }
         }
+    }
+
+    /// Decodes buffered input up to the next event.
+    fn resume_input(&mut self) {
+        if self.inpos == self.inbuf.len() || !self.accepting_frames() {
+            return;
+        }
+        let mut buf = std::mem::take(&mut self.inbuf);
+        let used = self.process_frames(&buf[self.inpos..]);
+        if !self.accepting_frames() {
+            self.clear_input();
+            return;
+        }
+        self.inpos += used;
+        if self.inpos == buf.len() {
+            // Drained: an idle connection keeps no input buffer.
+            buf = Vec::new();
+            self.inpos = 0;
+        } else if self.inpos > 4096 && self.inpos * 2 > buf.len() {
+            buf.drain(..self.inpos);
+            self.inpos = 0;
+        }
+        self.inbuf = buf;
+    }
+
+    fn clear_input(&mut self) {
+        self.inbuf.clear();
+        self.inpos = 0;
     }
 
     fn accepting_frames(&self) -> bool {
@@ -817,7 +855,7 @@ impl Connection {
     /// never buffered twice.
     fn process_frames(&mut self, buf: &[u8]) -> usize {
         let mut pos = 0;
-        while self.accepting_frames() {
+        while self.accepting_frames() && self.events.is_empty() {
             match self.rx {
                 Rx::Header => {
                     let header = match FrameHeader::decode(&buf[pos..]) {
@@ -1136,6 +1174,7 @@ impl Connection {
         };
         self.incoming = None;
         self.inbuf = Vec::new();
+        self.inpos = 0;
         if transport == Transport::CloseNow {
             self.transport = Transport::CloseNow;
         } else {

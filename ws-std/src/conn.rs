@@ -40,6 +40,8 @@ struct ClientThread {
     stream: TcpStream,
     api: Handle,
     notices: Vec<Notice>,
+    /// The last read needed the big buffer: start the next one with it, saving a small read.
+    streaming: bool,
 }
 
 /// The body of a client thread.
@@ -54,6 +56,7 @@ pub(crate) fn run(shared: Arc<Shared>, slot: Arc<Slot>, stream: TcpStream) {
         slot,
         stream,
         notices: Vec::new(),
+        streaming: false,
     };
     if panic::catch_unwind(AssertUnwindSafe(|| t.serve())).is_err() {
         log::error!("{id}: a callback panicked; dropping the client");
@@ -77,7 +80,7 @@ impl ClientThread {
                     s.handle_timeout(now);
                 }
                 flush(&mut s, &self.stream, now);
-                s.process(&self.shared.core, &mut self.notices);
+                s.process_next(&self.shared.core, &mut self.notices);
                 (s.should_close_transport(), s.poll_timeout())
             };
             if !self.notices.is_empty() {
@@ -105,7 +108,11 @@ impl ClientThread {
     /// closed (`to_eof`): data arriving later raises a new readiness edge, but an end of stream
     /// that came before the read does not.
     fn read(&mut self, small: &mut [u8; SMALL_READ], to_eof: bool) {
-        let mut big: Vec<u8> = Vec::new();
+        let mut big = if self.streaming {
+            self.shared.take_buffer()
+        } else {
+            Vec::new()
+        };
         let mut total = 0;
         // Once closed, only flushing remains: further input is left unread.
         let mut closed = self.slot.lock().connection().is_closed();
@@ -133,10 +140,9 @@ impl ClientThread {
                 } else {
                     s.receive(&buf[..n], now);
                 }
-                s.process(&self.shared.core, &mut self.notices);
-                closed = s.connection().is_closed();
             }
-            self.notify();
+            self.deliver();
+            closed = self.slot.lock().connection().is_closed();
             if n == 0 || n < buf.len() && !to_eof {
                 break;
             }
@@ -146,8 +152,24 @@ impl ClientThread {
                 big = self.shared.take_buffer();
             }
         }
+        self.streaming = total > 0;
         if !big.is_empty() {
             self.shared.give_buffer(big);
+        }
+    }
+
+    /// Hands the session's events to the callbacks one at a time: what a callback sends is
+    /// queued before the next event is decoded, so replies keep the order of the input.
+    fn deliver(&mut self) {
+        loop {
+            let more = self
+                .slot
+                .lock()
+                .process_next(&self.shared.core, &mut self.notices);
+            if !more {
+                return;
+            }
+            self.notify();
         }
     }
 

@@ -1087,3 +1087,62 @@ fn messages_before_accept_are_not_processed_until_accept() {
     assert!(s.poll_event().is_none());
     assert_eq!(s.send_text("too early"), Err(Error::NotOpen));
 }
+
+// ----- ordering: replies come out in the order of the input that caused them -----
+
+/// An echo application: answers each message before looking at the next event.
+fn echo_all(s: &mut Connection) -> Vec<Event> {
+    let mut seen = Vec::new();
+    while let Some(e) = s.poll_event() {
+        if let Event::Message(m) = &e {
+            let _ = s.send(m);
+        }
+        seen.push(e);
+    }
+    seen
+}
+
+#[test]
+fn echo_of_a_message_precedes_the_close_reply_read_with_it() {
+    let mut s = server();
+    let mut input = cframe(1, true, b"last words");
+    input.extend(cframe(8, true, &1000u16.to_be_bytes()));
+    s.receive(&input, t0());
+    echo_all(&mut s);
+    let frames = decode_all(&drain_output(&mut s));
+    assert_eq!(
+        frames,
+        vec![
+            (OpCode::Text, true, b"last words".to_vec()),
+            (OpCode::Close, true, 1000u16.to_be_bytes().to_vec())
+        ]
+    );
+}
+
+#[test]
+fn echo_of_a_message_precedes_the_error_close_of_a_later_frame() {
+    let mut s = server();
+    let mut input = cframe(1, true, b"fine");
+    input.extend(frame(1, true, 2, b"bad rsv", K));
+    s.receive(&input, t0());
+    echo_all(&mut s);
+    let frames = decode_all(&drain_output(&mut s));
+    assert_eq!(frames[0], (OpCode::Text, true, b"fine".to_vec()));
+    assert_eq!(frames[1].0, OpCode::Close);
+    assert_eq!(&frames[1].2[..2], &1002u16.to_be_bytes());
+}
+
+#[test]
+fn pipelined_messages_are_decoded_one_event_at_a_time() {
+    let mut s = server();
+    let input: Vec<u8> = (0..100u8).flat_map(|i| cframe(2, true, &[i; 3])).collect();
+    s.receive(&input, t0());
+    for i in 0..100u8 {
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Message(Message::Binary(vec![i; 3])))
+        );
+    }
+    assert_eq!(s.poll_event(), None);
+    assert_eq!(s.buffer_capacity(), 0, "drained input holds no buffer");
+}

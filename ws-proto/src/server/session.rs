@@ -221,73 +221,94 @@ impl Session {
 
     /// Drains the connection's events: answers handshakes and plain HTTP requests through the
     /// handler, keeps the registry current, and appends what the callbacks must hear.
+    ///
+    /// Prefer [`Session::process_next`] with the callbacks run in between, so that replies keep
+    /// the order of the input that caused them.
     pub fn process(&mut self, core: &ServerCore, notices: &mut Vec<Notice>) {
-        while let Some(event) = self.conn.poll_event() {
-            match event {
-                Event::Request(request) => {
-                    let limit = core.config().max_connections;
-                    if core.registry().len() >= limit {
-                        log::warn!(
-                            "{}: refused, at the connection limit of {limit}",
-                            self.client.addr
-                        );
-                        let _ =
-                            self.conn
-                                .respond(503, &[], b"Server is at its connection limit.\n");
-                        notices.push(Notice::Error(ServerError::ConnectionLimit(limit)));
-                        continue;
-                    }
-                    match core.handler().on_handshake(&request, self.client.addr) {
-                        Decision::Accept(accept) => {
-                            let protocol = accept.protocol.clone();
-                            match self.conn.accept(accept) {
-                                Ok(()) => {
-                                    self.client = Arc::new(Client {
-                                        path: request.path,
-                                        protocol,
-                                        ..Client::clone(&self.client)
-                                    });
-                                    core.registry().insert(Arc::clone(&self.client));
-                                    self.announced = true;
-                                    log::debug!(
-                                        "{} {}: connected from {}",
-                                        self.client.id,
-                                        self.client.path,
-                                        self.client.addr
-                                    );
-                                    notices.push(Notice::NewClient);
-                                }
-                                Err(e) => {
-                                    log::error!("{}: handshake hook error: {e}", self.client.addr);
-                                    let _ = self.conn.respond(500, &[], b"Internal error.\n");
-                                    notices.push(Notice::Error(ServerError::MessageDropped(e)));
-                                }
+        while self.process_next(core, notices) {}
+    }
+
+    /// Handles events until one notice for the callbacks is produced; returns false when the
+    /// connection has no more events for now. An adapter runs the callbacks (and the commands
+    /// they issue for this client) before calling it again: the connection decodes its input
+    /// one event at a time, so an echo is queued before, say, the reply to a close frame that
+    /// arrived in the same read.
+    pub fn process_next(&mut self, core: &ServerCore, notices: &mut Vec<Notice>) -> bool {
+        let before = notices.len();
+        while notices.len() == before {
+            let Some(event) = self.conn.poll_event() else {
+                return false;
+            };
+            self.handle_event(event, core, notices);
+        }
+        true
+    }
+
+    fn handle_event(&mut self, event: Event, core: &ServerCore, notices: &mut Vec<Notice>) {
+        match event {
+            Event::Request(request) => {
+                let limit = core.config().max_connections;
+                if core.registry().len() >= limit {
+                    log::warn!(
+                        "{}: refused, at the connection limit of {limit}",
+                        self.client.addr
+                    );
+                    let _ = self
+                        .conn
+                        .respond(503, &[], b"Server is at its connection limit.\n");
+                    notices.push(Notice::Error(ServerError::ConnectionLimit(limit)));
+                    return;
+                }
+                match core.handler().on_handshake(&request, self.client.addr) {
+                    Decision::Accept(accept) => {
+                        let protocol = accept.protocol.clone();
+                        match self.conn.accept(accept) {
+                            Ok(()) => {
+                                self.client = Arc::new(Client {
+                                    path: request.path,
+                                    protocol,
+                                    ..Client::clone(&self.client)
+                                });
+                                core.registry().insert(Arc::clone(&self.client));
+                                self.announced = true;
+                                log::debug!(
+                                    "{} {}: connected from {}",
+                                    self.client.id,
+                                    self.client.path,
+                                    self.client.addr
+                                );
+                                notices.push(Notice::NewClient);
+                            }
+                            Err(e) => {
+                                log::error!("{}: handshake hook error: {e}", self.client.addr);
+                                let _ = self.conn.respond(500, &[], b"Internal error.\n");
+                                notices.push(Notice::Error(ServerError::MessageDropped(e)));
                             }
                         }
-                        Decision::Reject { status, body } => {
-                            let _ = self.conn.respond(status, &[], &body);
-                        }
+                    }
+                    Decision::Reject { status, body } => {
+                        let _ = self.conn.respond(status, &[], &body);
                     }
                 }
-                Event::HttpRequest(request) => {
-                    let r = core.handler().on_http(&request);
-                    let _ = self.conn.respond(r.status, &r.headers, &r.body);
-                }
-                Event::Message(m) => notices.push(Notice::Message(m)),
-                Event::Ping(p) => notices.push(Notice::Ping(p)),
-                Event::Pong(p) => notices.push(Notice::Pong(p)),
-                Event::Fragment { .. } | Event::Connected(_) => {}
-                Event::Closed(closed) => {
-                    if let Some(e) = &closed.error {
-                        log::debug!("{} ({}): {e}", self.client.id, self.client.addr);
-                        if self.announced {
-                            notices.push(Notice::Error(ServerError::Connection(e.clone())));
-                        }
-                    }
+            }
+            Event::HttpRequest(request) => {
+                let r = core.handler().on_http(&request);
+                let _ = self.conn.respond(r.status, &r.headers, &r.body);
+            }
+            Event::Message(m) => notices.push(Notice::Message(m)),
+            Event::Ping(p) => notices.push(Notice::Ping(p)),
+            Event::Pong(p) => notices.push(Notice::Pong(p)),
+            Event::Fragment { .. } | Event::Connected(_) => {}
+            Event::Closed(closed) => {
+                if let Some(e) = &closed.error {
+                    log::debug!("{} ({}): {e}", self.client.id, self.client.addr);
                     if self.announced {
-                        let services = core.registry().remove(self.client.id);
-                        notices.push(Notice::Left { closed, services });
+                        notices.push(Notice::Error(ServerError::Connection(e.clone())));
                     }
+                }
+                if self.announced {
+                    let services = core.registry().remove(self.client.id);
+                    notices.push(Notice::Left { closed, services });
                 }
             }
         }
