@@ -40,7 +40,8 @@ struct ClientThread {
     stream: TcpStream,
     api: Handle,
     notices: Vec<Notice>,
-    /// The last read needed the big buffer: start the next one with it, saving a small read.
+    /// The last turn read more than the small buffer holds: start the next one with a big
+    /// buffer, saving a small read.
     streaming: bool,
 }
 
@@ -143,16 +144,16 @@ impl ClientThread {
             }
             self.deliver();
             closed = self.slot.lock().connection().is_closed();
+            total += n;
             if n == 0 || n < buf.len() && !to_eof {
                 break;
             }
-            total += n;
             let filled = n == buf.len();
             if filled && big.is_empty() {
                 big = self.shared.take_buffer();
             }
         }
-        self.streaming = total > 0;
+        self.streaming = total > SMALL_READ;
         if !big.is_empty() {
             self.shared.give_buffer(big);
         }
