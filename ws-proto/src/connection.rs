@@ -22,6 +22,9 @@ use crate::rng::Rng;
 use crate::utf8::Utf8Validator;
 use crate::Role;
 
+/// Most bytes reserved ahead of a frame's payload actually arriving.
+const RESERVE_AHEAD: u64 = 256 << 10;
+
 /// A complete data message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
@@ -980,8 +983,11 @@ impl Connection {
             if total > limit as u64 {
                 return Err(ProtocolError::MessageTooLarge { limit });
             }
-            // The length is within the limits checked above, so reserving it is bounded.
-            incoming.buf.reserve(h.payload_len as usize);
+            // Reserve for what is declared only up to a point: a peer that declares a large frame
+            // and then trickles it must not make us commit the whole size up front.
+            incoming
+                .buf
+                .reserve(h.payload_len.min(RESERVE_AHEAD) as usize);
         }
         Ok(())
     }

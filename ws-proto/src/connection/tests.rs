@@ -1146,3 +1146,19 @@ fn pipelined_messages_are_decoded_one_event_at_a_time() {
     assert_eq!(s.poll_event(), None);
     assert_eq!(s.buffer_capacity(), 0, "drained input holds no buffer");
 }
+
+#[test]
+fn declared_frame_size_is_not_reserved_up_front() {
+    let mut s = server();
+    let mut header = vec![0x82, 0xff];
+    header.extend_from_slice(&(15u64 << 20).to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    s.receive(&header, t0());
+    assert!(s.poll_event().is_none());
+    assert!(s.is_open());
+    assert!(
+        s.buffer_capacity() <= 512 << 10,
+        "reserved {}",
+        s.buffer_capacity()
+    );
+}
