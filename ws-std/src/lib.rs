@@ -39,15 +39,17 @@
 //! ## Threads and memory
 //!
 //! Client threads have a 256 KiB stack (1 MiB in debug builds; set `RUST_MIN_STACK` to use that
-//! size instead), so keep deep recursion and large stack arrays out of callbacks. An idle client
-//! costs one thread, one socket (no other file descriptor) and its session: no read buffer is
-//! kept while the client is quiet: about 16.5 KiB of RSS per idle client (12 KiB of it the
-//! thread's stack), measured with 10,000 idle connections (`ws-load --scenario idle` against the `echo` example, release build). The
-//! thread count is bounded by the system: each thread takes two memory mappings
-//! (`vm.max_map_count`) and counts against the process's thread limit. Sends from any
-//! thread only queue bytes on the client's session and wake its thread; they never touch a
-//! socket, so a client that stops reading cannot block them. Its queue is bounded by
-//! [`ServerConfig::backpressure`].
+//! size instead), so keep deep recursion and large stack arrays out of callbacks.
+//!
+//! An idle client costs one thread, one socket (no other file descriptor) and its session; it
+//! holds no read buffer. That is about 16.5 KiB of RSS per idle client, 12 KiB of it the
+//! thread's stack, measured with 10,000 idle connections (`ws-load --scenario idle` against
+//! the `echo` example, release build). The thread count is bounded by the system: each thread
+//! takes two memory mappings (`vm.max_map_count`) and counts against the thread limit.
+//!
+//! Sends from any thread only queue bytes on the client's session and wake its thread; they
+//! never touch a socket, so a client that stops reading cannot block them. Its queue is bounded
+//! by [`ServerConfig::backpressure`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
