@@ -647,13 +647,13 @@ impl Connection {
         self.out.clear();
         self.transport = Transport::CloseNow;
         if !self.is_closed() {
-            self.finish(
-                ClosedBy::Local,
-                CloseCode::ABNORMAL_CLOSURE,
-                String::new(),
-                None,
-                false,
-            );
+            // Aborting a close we started (a shutdown past its timeout) reports that close.
+            let (code, reason) = self
+                .sent_close
+                .as_deref()
+                .cloned()
+                .unwrap_or((CloseCode::ABNORMAL_CLOSURE, String::new()));
+            self.finish(ClosedBy::Local, code, reason, None, false);
         }
     }
 
@@ -1040,7 +1040,21 @@ impl Connection {
             OpCode::Ping => {
                 let payload = std::mem::take(&mut self.control);
                 if self.config.auto_pong && matches!(self.state, State::Open) {
-                    self.write_frame(OpCode::Pong, true, 0, &payload);
+                    // A peer that floods pings and never reads would otherwise grow our queue
+                    // of pongs without bound. Past the output limit the backpressure policy
+                    // applies: skipping pongs to pings not yet answered is allowed (RFC 6455
+                    // §5.5.3), or the connection is closed with 1008.
+                    if self.out.len() + payload.len() + 2 <= self.config.max_buffered_output {
+                        self.write_frame(OpCode::Pong, true, 0, &payload);
+                    } else if self.config.backpressure == Backpressure::Close {
+                        self.fail_local(
+                            CloseCode::POLICY_VIOLATION,
+                            "output buffer limit exceeded",
+                            ConnectionError::OutputOverflow,
+                            Transport::CloseAfterFlush,
+                        );
+                        return;
+                    }
                 }
                 self.events.push_back(Event::Ping(payload));
             }

@@ -1162,3 +1162,37 @@ fn declared_frame_size_is_not_reserved_up_front() {
         s.buffer_capacity()
     );
 }
+
+#[test]
+fn ping_flood_from_a_peer_that_never_reads_is_bounded() {
+    for policy in [Backpressure::DropMessage, Backpressure::Close] {
+        let mut cfg = Config::default();
+        cfg.max_buffered_output = 10_000;
+        cfg.backpressure = policy;
+        let mut s = server_with(cfg);
+        let ping = cframe(9, true, &[0; 125]);
+        for _ in 0..1000 {
+            s.receive(&ping, t0());
+            while s.poll_event().is_some() {}
+        }
+        assert!(
+            s.buffered_amount() <= 10_000 + 200,
+            "{policy:?}: {}",
+            s.buffered_amount()
+        );
+        assert_eq!(s.is_closed(), policy == Backpressure::Close, "{policy:?}");
+    }
+}
+
+#[test]
+fn abort_during_our_close_reports_our_close_code() {
+    let mut s = server();
+    s.close(CloseCode::GOING_AWAY, "shutting down").unwrap();
+    s.abort();
+    let evs = events(&mut s);
+    let c = closed_event(&evs);
+    assert_eq!(
+        (c.code, c.reason.as_str(), c.clean),
+        (1001, "shutting down", false)
+    );
+}
