@@ -14,8 +14,8 @@
 //!   StreamState exactly when a streamed message is unfinished, BufferFull only with a non-empty
 //!   queue), DropMessage leaves the queue unchanged, Close policy closes;
 //! * buffered output stays within `max_buffered_output` plus one message and the control
-//!   frames queued meanwhile (set `WS_FUZZ_STRICT_BACKPRESSURE=1` to also require that a
-//!   message admitted into a non-empty queue keeps it within `max_buffered_output`).
+//!   frames queued meanwhile, and a message admitted into a non-empty queue keeps it within
+//!   `max_buffered_output` (`WS_FUZZ_LAX_BACKPRESSURE=1` drops this last check).
 #![no_main]
 use std::collections::VecDeque;
 use std::sync::OnceLock;
@@ -105,7 +105,7 @@ const CODES: [u16; 14] = [
 
 fn strict_backpressure() -> bool {
     static S: OnceLock<bool> = OnceLock::new();
-    *S.get_or_init(|| std::env::var_os("WS_FUZZ_STRICT_BACKPRESSURE").is_some())
+    *S.get_or_init(|| std::env::var_os("WS_FUZZ_LAX_BACKPRESSURE").is_none())
 }
 
 /// One endpoint with its checkers and its half of the model.

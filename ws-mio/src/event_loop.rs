@@ -20,6 +20,8 @@ const LISTENER: Token = Token(usize::MAX - 2);
 
 /// One read buffer for all connections: idle connections hold no read buffer at all.
 const READ_BUF: usize = 64 << 10;
+/// Output that is written during a read loop rather than at the end of the wake-up.
+const FLUSH_EARLY: usize = 256 << 10;
 /// Most slices per vectored write (own frames coalesce into one; shared frames add one each).
 const MAX_SLICES: usize = 64;
 
@@ -221,8 +223,10 @@ impl EventLoop {
         };
         if readable {
             self.read(id, now);
-        }
-        if writable || readable {
+            // Written at the end of this wake-up, with everything else it gets meanwhile (a
+            // broadcast from another client's message, say): one write per socket per wake-up.
+            self.dirty.push(id);
+        } else if writable {
             self.flush(id, now);
         }
     }
@@ -247,7 +251,15 @@ impl EventLoop {
                 Ok(n) => {
                     conn.session.receive(&self.read_buf[..n], now);
                     self.deliver(id, now);
-                    self.run_commands(now);
+                    // A peer sending a lot gets its replies written as they pile up, not only
+                    // at the end of the wake-up.
+                    if self
+                        .conns
+                        .get(id)
+                        .is_some_and(|c| c.session.connection().buffered_amount() > FLUSH_EARLY)
+                    {
+                        self.flush(id, now);
+                    }
                     // A short read drained the socket; epoll's edge trigger fires again for any
                     // later data or FIN, so the read that would only say WouldBlock is skipped.
                     if n < self.read_buf.len() && cfg!(target_os = "linux") {

@@ -4,15 +4,30 @@
 //! in [`ws_proto`]; this crate moves bytes between sockets and sessions, sleeps until the next
 //! socket event or timer, and routes commands from callbacks and other threads.
 //!
-//! ```no_run
-//! use ws_mio::{Callbacks, Server, ServerConfig};
+//! An echo server on a free port, a client talking to it (the blocking client of `ws-std`),
+//! and a graceful shutdown (this example runs as a test):
+//!
+//! ```
+//! use ws_mio::{Callbacks, CloseCode, Message, Server, ServerApi, ServerConfig};
+//! use ws_std::client::{self, ClientEvent};
 //!
 //! let handler = Callbacks::new()
-//!     .on_new_client(|api, client| println!("{} joined from {}", client.id, client.addr))
+//!     .on_new_client(|api, client| api.send_text(client.id, "welcome"))
 //!     .on_message(|api, client, message| api.send(client.id, message));
-//! let server = Server::bind(ServerConfig::new().port(9001), handler)?;
-//! println!("listening on ws://{}", server.local_addr());
-//! server.run_forever()?;
+//! let server = Server::bind(ServerConfig::new(), handler)?; // 127.0.0.1, any free port
+//! let handle = server.run_threaded()?; // or server.run_forever() to block
+//!
+//! let mut ws = client::connect(&format!("ws://{}/chat", handle.local_addr()))?;
+//! assert!(matches!(ws.recv()?, ClientEvent::Message(Message::Text(t)) if t == "welcome"));
+//! ws.send_text("hi")?;
+//! assert!(matches!(ws.recv()?, ClientEvent::Message(Message::Text(t)) if t == "hi"));
+//! ws.close(CloseCode::NORMAL, "bye")?;
+//! while !matches!(ws.recv()?, ClientEvent::Closed(_)) {}
+//!
+//! // Any thread may send, broadcast, publish and shut down through the handle.
+//! handle.send_to_all(Message::Text("hello, everyone".into()));
+//! handle.shutdown_gracefully();
+//! handle.wait();
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!

@@ -1041,12 +1041,11 @@ impl Connection {
                 let payload = std::mem::take(&mut self.control);
                 if self.config.auto_pong && matches!(self.state, State::Open) {
                     // A peer that floods pings and never reads would otherwise grow our queue
-                    // of pongs without bound. Past the output limit the backpressure policy
-                    // applies: skipping pongs to pings not yet answered is allowed (RFC 6455
-                    // §5.5.3), or the connection is closed with 1008.
+                    // of pongs without bound. Control frames are never dropped, so past the
+                    // output limit such a peer is closed with 1008, whatever the policy.
                     if self.out.len() + payload.len() + 2 <= self.config.max_buffered_output {
                         self.write_frame(OpCode::Pong, true, 0, &payload);
-                    } else if self.config.backpressure == Backpressure::Close {
+                    } else {
                         self.fail_local(
                             CloseCode::POLICY_VIOLATION,
                             "output buffer limit exceeded",
@@ -1260,6 +1259,14 @@ impl Connection {
         }
     }
 
+    /// Bytes a payload takes once split into frames of `outgoing_frame_size`, headers included.
+    fn framed_len(&self, payload: usize) -> usize {
+        let frames = payload
+            .div_ceil(self.config.outgoing_frame_size.max(1))
+            .max(1);
+        payload + frames * MAX_HEADER_LEN
+    }
+
     /// Applies the backpressure policy before queueing `len` more bytes.
     fn admit(&mut self, len: usize) -> Result<(), Error> {
         if self.out.is_empty() || self.out.len() + len <= self.config.max_buffered_output {
@@ -1288,7 +1295,7 @@ impl Connection {
             None => false,
         };
         let body: &[u8] = if use_deflate { &compressed } else { payload };
-        let result = self.admit(body.len() + MAX_HEADER_LEN).map(|()| {
+        let result = self.admit(self.framed_len(body.len())).map(|()| {
             self.write_data(
                 kind.opcode(),
                 body,
@@ -1361,7 +1368,7 @@ impl Connection {
     /// Control frames may be sent between fragments.
     pub fn send_fragment(&mut self, kind: DataKind, data: &[u8], fin: bool) -> Result<(), Error> {
         self.check_can_send_data()?;
-        self.admit(data.len() + MAX_HEADER_LEN)?;
+        self.admit(self.framed_len(data.len()))?;
         let opcode = if self.sending_stream.is_some() {
             OpCode::Continuation
         } else {

@@ -5,36 +5,34 @@
 //! own client. The protocol lives in [`ws_proto`]; the configuration, callbacks and API are the
 //! ones of `ws-mio`, so switching between the two is a one-line `use` change.
 //!
-//! ```no_run
-//! use ws_std::{Callbacks, Server, ServerApi, ServerConfig};
+//! An echo server on a free port, a client talking to it, and a graceful shutdown (this
+//! example runs as a test):
+//!
+//! ```
+//! use ws_std::client::{self, ClientEvent};
+//! use ws_std::{Callbacks, CloseCode, Message, Server, ServerApi, ServerConfig};
 //!
 //! let handler = Callbacks::new()
-//!     .on_new_client(|api, client| println!("{} joined from {}", client.id, client.addr))
+//!     .on_new_client(|api, client| api.send_text(client.id, "welcome"))
 //!     .on_message(|api, client, message| api.send(client.id, message));
-//! let server = Server::bind(ServerConfig::new().port(9001), handler)?;
-//! println!("listening on ws://{}", server.local_addr());
+//! let server = Server::bind(ServerConfig::new(), handler)?; // 127.0.0.1, any free port
 //! let handle = server.run_threaded()?;
 //!
-//! // Any thread may send, broadcast, publish and shut down through a handle.
-//! handle.send_to_all(ws_std::Message::Text("hello, everyone".into()));
+//! let mut ws = client::connect(&format!("ws://{}/chat", handle.local_addr()))?;
+//! assert!(matches!(ws.recv()?, ClientEvent::Message(Message::Text(t)) if t == "welcome"));
+//! ws.send_text("hi")?;
+//! assert!(matches!(ws.recv()?, ClientEvent::Message(Message::Text(t)) if t == "hi"));
+//! ws.close(CloseCode::NORMAL, "bye")?;
+//! while !matches!(ws.recv()?, ClientEvent::Closed(_)) {}
+//!
+//! // Any thread may send, broadcast, publish and shut down through the handle.
+//! handle.send_to_all(Message::Text("hello, everyone".into()));
 //! handle.shutdown_gracefully();
 //! handle.wait();
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
-//! The [`client`] module is a blocking client on the same core:
-//!
-//! ```no_run
-//! use ws_std::client::{self, ClientEvent};
-//!
-//! let mut ws = client::connect("ws://127.0.0.1:9001/chat")?;
-//! ws.send_text("hi")?;
-//! if let ClientEvent::Message(m) = ws.recv()? {
-//!     println!("got {m:?}");
-//! }
-//! ws.close(ws_std::CloseCode::NORMAL, "bye")?;
-//! # Ok::<(), std::io::Error>(())
-//! ```
+//! Switching to the event-loop server is a one-line change: `use ws_mio::...` instead.
 //!
 //! ## Threads and memory
 //!

@@ -135,7 +135,12 @@ fn parse_request(head: &[u8], max_headers: usize) -> Result<ParsedRequest, Hands
     }
     if headers
         .get_bytes("host")
-        .is_none_or(|h| super::trim_ows(h).is_empty())
+        // A host is visible ASCII (RFC 9110 §7.2, RFC 3986 reg-name); anything else cannot be
+        // handed to the application as text.
+        .is_none_or(|h| {
+            let h = super::trim_ows(h);
+            h.is_empty() || !h.iter().all(|b| b.is_ascii_graphic())
+        })
     {
         return Err(HandshakeError::MissingHost);
     }
@@ -320,6 +325,14 @@ pub fn reason_phrase(status: u16) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn non_ascii_host_is_400() {
+        let req = b"GET / HTTP/1.1\r\nHost: \xff\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        let mut p = super::RequestParser::new(8192, 64);
+        assert_eq!(p.push(req), Err(crate::HandshakeError::MissingHost));
+    }
+
     use super::*;
     use crate::handshake::client::ResponseParser;
     use proptest::prelude::*;
