@@ -115,7 +115,8 @@ impl OutputQueue {
 
     /// The buffer to append this connection's own bytes to (the tail, if it is owned).
     pub fn tail_buffer(&mut self) -> &mut Vec<u8> {
-        if !matches!(self.chunks.back(), Some(Chunk::Owned(_))) {
+        if !matches!(self.chunks.back(), Some(Chunk::Owned(v)) if v.capacity() <= KEEP_SPARE_CAPACITY)
+        {
             let spare = std::mem::take(&mut self.spare);
             self.chunks.push_back(Chunk::Owned(spare));
         }
@@ -128,6 +129,12 @@ impl OutputQueue {
     /// Records that `n` bytes were appended to [`OutputQueue::tail_buffer`].
     pub fn appended(&mut self, n: usize) {
         self.len += n;
+    }
+
+    /// Queues an owned buffer as it is (a large payload: no copy into the coalescing buffer).
+    pub fn push_owned(&mut self, bytes: Vec<u8>) {
+        self.len += bytes.len();
+        self.chunks.push_back(Chunk::Owned(bytes));
     }
 
     /// Queues a shared frame without copying it.

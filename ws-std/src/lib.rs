@@ -388,7 +388,7 @@ mod tests {
             f(s);
             before.needs_wake(&Watch::of(s))
         };
-        let send = |s: &mut Session| s.send(&Message::Text("x".into())).unwrap();
+        let send = |s: &mut Session| s.send(Message::Text("x".into())).unwrap();
         assert!(step(&mut s, &send), "first output");
         assert!(!step(&mut s, &send), "output behind output");
         assert!(

@@ -1223,3 +1223,21 @@ fn fragmented_send_respects_max_buffered_output() {
         c.buffered_amount()
     );
 }
+
+#[test]
+fn send_owned_queues_large_payloads_without_copy_and_in_order() {
+    let mut s = server();
+    let big = vec![7u8; 100_000];
+    s.send_text("before").unwrap();
+    s.send_owned(Message::Binary(big.clone())).unwrap();
+    s.send_text("after").unwrap();
+    let frames = decode_all(&drain_output(&mut s));
+    assert_eq!(
+        frames,
+        vec![
+            (OpCode::Text, true, b"before".to_vec()),
+            (OpCode::Binary, true, big),
+            (OpCode::Text, true, b"after".to_vec())
+        ]
+    );
+}

@@ -150,7 +150,11 @@ impl ServerCore {
     ) -> Option<super::Shutdown> {
         match command {
             Command::Send(id, message) => {
-                self.on_session(store, api, id, |s| s.send(&message));
+                let mut message = Some(message);
+                self.on_session(store, api, id, |s| match message.take() {
+                    Some(m) => s.send(m),
+                    None => Ok(()),
+                });
             }
             Command::SendToAll(message) => {
                 let ids = self.registry().ids();

@@ -107,9 +107,9 @@ impl Session {
         self.announced
     }
 
-    /// Sends a message, reporting why it was not sent.
-    pub fn send(&mut self, message: &Message) -> Result<(), Error> {
-        self.conn.send(message)
+    /// Sends a message, reporting why it was not sent. Large payloads are queued without a copy.
+    pub fn send(&mut self, message: Message) -> Result<(), Error> {
+        self.conn.send_owned(message)
     }
 
     /// Queues a shared pre-encoded frame.
