@@ -107,6 +107,7 @@ usage: ws-load --url ws://127.0.0.1:PORT/ [options]
   --server-pid PID    read the server's CPU time and RSS from /proc/PID
   --raw               plain TCP: send frame bytes without handshake, expect them verbatim
   --deflate           negotiate permessage-deflate (no context takeover), send compressed
+                      (echo); idle: connections negotiate it and stay silent
   --connect-timeout S deadline for all connections + handshakes (default 30)
   --seed N            payload/mask seed (default: from the clock)
   --json              print one JSON object instead of text";
@@ -267,8 +268,8 @@ fn parse_args() -> Result<Opts, String> {
     if o.raw && (o.scenario != Scenario::Echo || o.deflate) {
         return Err("--raw only works with the plain echo scenario".into());
     }
-    if o.deflate && o.scenario != Scenario::Echo {
-        return Err("--deflate only works with the echo scenario".into());
+    if o.deflate && !matches!(o.scenario, Scenario::Echo | Scenario::Idle) {
+        return Err("--deflate only works with the echo and idle scenarios".into());
     }
     if o.seed == 0 {
         o.seed = std::time::SystemTime::now()
