@@ -29,6 +29,8 @@ struct Conn {
     session: Session,
     stream: TcpStream,
     writable: bool,
+    /// Listed in `dirty` (so it is listed once, with no sort or dedup per wake-up).
+    dirty: bool,
     /// The earliest deadline this connection has in the timer heap.
     timer: Option<Instant>,
 }
@@ -64,7 +66,10 @@ impl SessionStore for Store<'_> {
             // not from this client's last input.
             c.session.connection_mut().set_time(self.now);
             f(&mut c.session);
-            self.dirty.push(id);
+            if !c.dirty {
+                c.dirty = true;
+                self.dirty.push(id);
+            }
         }
     }
 }
@@ -191,6 +196,7 @@ impl EventLoop {
                         session: core.new_session(id, addr, now),
                         stream,
                         writable: false,
+                        dirty: false,
                         timer: None,
                     });
                     let conn = self.conns.get_mut(id).expect("just inserted");
@@ -225,7 +231,7 @@ impl EventLoop {
             self.read(id, now);
             // Written at the end of this wake-up, with everything else it gets meanwhile (a
             // broadcast from another client's message, say): one write per socket per wake-up.
-            self.dirty.push(id);
+            self.mark_dirty(id);
         } else if writable {
             self.flush(id, now);
         }
@@ -309,6 +315,15 @@ impl EventLoop {
             }
             for command in commands {
                 self.execute(command, now);
+            }
+        }
+    }
+
+    fn mark_dirty(&mut self, id: ClientId) {
+        if let Some(c) = self.conns.get_mut(id) {
+            if !c.dirty {
+                c.dirty = true;
+                self.dirty.push(id);
             }
         }
     }
@@ -433,9 +448,10 @@ impl EventLoop {
                 return;
             }
             let mut dirty = std::mem::take(&mut self.dirty);
-            dirty.sort_unstable();
-            dirty.dedup();
             for &id in &dirty {
+                if let Some(c) = self.conns.get_mut(id) {
+                    c.dirty = false;
+                }
                 // A command may have ended the session (backpressure close): its callbacks run
                 // now, not at the client's next read.
                 self.deliver(id, now);

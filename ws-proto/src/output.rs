@@ -4,6 +4,7 @@
 //! (say, 16 pipelined echoes) goes out in one write. A [`SharedFrame`] is queued by reference:
 //! broadcasting to N connections encodes once and copies nothing per connection.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -85,22 +86,63 @@ impl Chunk {
 }
 
 /// Bytes waiting to be written, in order.
+///
+/// A drained queue holds no memory: its buffer and chunk list go back to a small per-thread
+/// pool, where the next connection with something to send picks them up. Steady traffic then
+/// allocates nothing, and an idle connection holds nothing.
 #[derive(Debug, Default)]
 pub struct OutputQueue {
     chunks: VecDeque<Chunk>,
     /// Bytes of the front chunk already written.
     head: usize,
     len: usize,
-    /// An emptied buffer kept for reuse, so steady traffic does not allocate.
-    spare: Vec<u8>,
 }
 
-/// Above this, a drained owned buffer is freed rather than kept for reuse, so one large message
-/// does not pin memory on an idle connection.
-const KEEP_SPARE_CAPACITY: usize = 64 << 10;
+/// Pooled buffers per thread, and the largest buffer worth pooling.
+const POOL_SIZE: usize = 256;
+const POOL_BUFFER_MAX: usize = 16 << 10;
 
-/// What a drained queue keeps for the next burst of small frames.
-const KEEP_IDLE_CAPACITY: usize = 0;
+thread_local! {
+    static BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static LISTS: RefCell<Vec<VecDeque<Chunk>>> = const { RefCell::new(Vec::new()) };
+}
+
+fn pooled_buffer() -> Vec<u8> {
+    BUFFERS.with(|p| p.borrow_mut().pop()).unwrap_or_default()
+}
+
+fn recycle_buffer(mut v: Vec<u8>) {
+    if v.capacity() == 0 || v.capacity() > POOL_BUFFER_MAX {
+        return;
+    }
+    v.clear();
+    BUFFERS.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < POOL_SIZE {
+            p.push(v);
+        }
+    });
+}
+
+fn pooled_list() -> VecDeque<Chunk> {
+    LISTS.with(|p| p.borrow_mut().pop()).unwrap_or_default()
+}
+
+fn recycle_list(list: VecDeque<Chunk>) {
+    if list.capacity() == 0 || list.capacity() > 64 {
+        return;
+    }
+    debug_assert!(list.is_empty());
+    LISTS.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < POOL_SIZE {
+            p.push(list);
+        }
+    });
+}
+
+/// A tail buffer larger than this (a zero-copy payload) gets no more frames appended.
+const APPEND_MAX_CAPACITY: usize = 64 << 10;
 
 impl OutputQueue {
     /// Total bytes waiting.
@@ -115,10 +157,12 @@ impl OutputQueue {
 
     /// The buffer to append this connection's own bytes to (the tail, if it is owned).
     pub fn tail_buffer(&mut self) -> &mut Vec<u8> {
-        if !matches!(self.chunks.back(), Some(Chunk::Owned(v)) if v.capacity() <= KEEP_SPARE_CAPACITY)
+        if !matches!(self.chunks.back(), Some(Chunk::Owned(v)) if v.capacity() <= APPEND_MAX_CAPACITY)
         {
-            let spare = std::mem::take(&mut self.spare);
-            self.chunks.push_back(Chunk::Owned(spare));
+            if self.chunks.capacity() == 0 {
+                self.chunks = pooled_list();
+            }
+            self.chunks.push_back(Chunk::Owned(pooled_buffer()));
         }
         match self.chunks.back_mut() {
             Some(Chunk::Owned(v)) => v,
@@ -177,35 +221,21 @@ impl OutputQueue {
             }
             n -= front_len;
             self.head = 0;
-            if let Some(Chunk::Owned(mut v)) = self.chunks.pop_front() {
-                if v.capacity() <= KEEP_SPARE_CAPACITY && self.spare.capacity() == 0 {
-                    v.clear();
-                    self.spare = v;
-                }
+            if let Some(Chunk::Owned(v)) = self.chunks.pop_front() {
+                recycle_buffer(v);
             }
         }
         if self.chunks.is_empty() {
             self.head = 0;
-            // Drained: keep the spare buffer only if it is small, and no chunk list at all, so
-            // an idle connection holds a few hundred bytes at most.
-            self.chunks = VecDeque::new();
-            if self.spare.capacity() > KEEP_IDLE_CAPACITY {
-                self.spare = Vec::new();
-            }
+            recycle_list(std::mem::take(&mut self.chunks));
         }
     }
 
     /// Drops everything (abrupt close), freeing buffers.
     pub fn clear(&mut self) {
-        self.chunks.clear();
+        self.chunks = VecDeque::new();
         self.head = 0;
         self.len = 0;
-        self.spare = Vec::new();
-    }
-
-    /// Frees the spare buffer (for idle connections).
-    pub fn shrink(&mut self) {
-        self.spare = Vec::new();
     }
 }
 
