@@ -228,3 +228,8 @@ pub fn suite_functions(source: &str) -> Vec<String> {
         .filter_map(|rest| rest.split_once("<A: Adapter>()").map(|(n, _)| n.to_owned()))
         .collect()
 }
+
+/// The README's code blocks, compiled as doctests so that the README cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
