@@ -10,6 +10,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use ws_proto::server::{
     Client, ClientId, Command, CommandSink, Notice, Session, SessionStore, Shutdown, Slab,
+    ACCEPT_RETRY,
 };
 
 use crate::timers::Timers;
@@ -183,10 +184,7 @@ impl EventLoop {
             };
             match listener.accept() {
                 Ok((stream, addr)) => {
-                    let max = self.shared.core.config().max_connections;
-                    // Clients past the limit still get a quick 503 from the handshake; only a
-                    // flood of raw sockets far past it is dropped outright.
-                    if self.conns.len() >= max.saturating_mul(2).max(max + 64) {
+                    if !self.shared.core.accepts_socket(self.conns.len()) {
                         log::warn!("{addr}: dropped, {} sockets open", self.conns.len());
                         continue;
                     }
@@ -216,7 +214,7 @@ impl EventLoop {
                 Err(e) => {
                     // Typically EMFILE: the backlog keeps the clients; try again shortly.
                     log::error!("accept failed: {e}");
-                    self.accept_retry = Some(now + Duration::from_millis(50));
+                    self.accept_retry = Some(now + ACCEPT_RETRY);
                     break;
                 }
             }

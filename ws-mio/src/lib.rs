@@ -40,16 +40,12 @@ mod timers;
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 
 use mio::{Poll, Waker};
-use ws_proto::server::{Command, CommandSink, ServerCore};
+use ws_proto::server::{Command, CommandSink, Lifecycle, ServerCore};
 
-pub use ws_proto::server::{
-    Callbacks, Client, ClientId, Decision, Handler, HttpResponse, ServerApi, ServerConfig,
-    ServerError,
-};
-pub use ws_proto::{Accept, Backpressure, CloseCode, Closed, ClosedBy, Message, Request};
+pub use ws_proto::server::exports::*;
 
 /// State shared between the loop thread and every [`Handle`].
 struct Shared {
@@ -58,9 +54,8 @@ struct Shared {
     queue: Mutex<Vec<Command>>,
     waker: Waker,
     local_addr: SocketAddr,
-    /// Set once the loop has finished (every "left" callback done).
-    stopped: Mutex<bool>,
-    stopped_cv: Condvar,
+    /// Stopped once the loop has finished (every "left" callback done).
+    lifecycle: Lifecycle,
 }
 
 /// A bound server, ready to run.
@@ -85,8 +80,7 @@ impl Server {
             queue: Mutex::new(Vec::new()),
             waker,
             local_addr,
-            stopped: Mutex::new(false),
-            stopped_cv: Condvar::new(),
+            lifecycle: Lifecycle::default(),
         });
         let event_loop = event_loop::EventLoop::new(poll, listener, shared.clone())?;
         log::info!("listening on {local_addr}");
@@ -109,8 +103,7 @@ impl Server {
     pub fn run_forever(self) -> io::Result<()> {
         let shared = self.shared.clone();
         let result = self.event_loop.run();
-        *shared.stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        shared.stopped_cv.notify_all();
+        shared.lifecycle.set_stopped();
         result
     }
 
@@ -164,27 +157,12 @@ impl Handle {
 
     /// Blocks until the server has stopped (after shutdown, every "left" callback done).
     pub fn wait(&self) {
-        let mut stopped = self
-            .shared
-            .stopped
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        while !*stopped {
-            stopped = self
-                .shared
-                .stopped_cv
-                .wait(stopped)
-                .unwrap_or_else(|p| p.into_inner());
-        }
+        self.shared.lifecycle.wait_stopped();
     }
 
     /// Whether the event loop is still running.
     pub fn is_running(&self) -> bool {
-        !*self
-            .shared
-            .stopped
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        !self.shared.lifecycle.is_stopped()
     }
 }
 

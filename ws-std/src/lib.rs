@@ -58,16 +58,14 @@ mod poller;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU8;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::thread::Thread;
 
-use ws_proto::server::{Command, CommandSink, ServerCore, Session, SessionStore, Shutdown, Slab};
-
-pub use ws_proto::server::{
-    Callbacks, Client, ClientId, Decision, Handler, HttpResponse, ServerApi, ServerConfig,
-    ServerError,
+use ws_proto::server::{
+    Command, CommandSink, Lifecycle, ServerCore, Session, SessionStore, Shutdown, Slab,
 };
-pub use ws_proto::{Accept, Backpressure, CloseCode, Closed, ClosedBy, Message, Request};
+
+pub use ws_proto::server::exports::*;
 
 /// One client as other threads see it: its session, and the thread to wake after touching it.
 struct Slot {
@@ -96,13 +94,6 @@ impl Slot {
     }
 }
 
-/// Shutdown progress, under one lock so that a request and the end cannot cross.
-#[derive(Default)]
-struct Control {
-    requested: Option<Shutdown>,
-    stopped: bool,
-}
-
 /// State shared by the accept thread, the client threads and every [`Handle`].
 struct Shared {
     core: ServerCore,
@@ -113,16 +104,11 @@ struct Shared {
     finished: Mutex<Vec<ClientId>>,
     /// Big read buffers, lent to client threads for one turn while data streams in.
     buffers: Mutex<Vec<Vec<u8>>>,
-    control: Mutex<Control>,
-    stopped_cv: Condvar,
+    lifecycle: Lifecycle,
     local_addr: SocketAddr,
 }
 
 impl Shared {
-    fn control(&self) -> MutexGuard<'_, Control> {
-        self.control.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn slot(&self, id: ClientId) -> Option<Arc<Slot>> {
         let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
         slots.get(id).cloned()
@@ -134,14 +120,9 @@ impl Shared {
     }
 
     fn request_shutdown(&self, kind: Shutdown) {
-        {
-            let mut c = self.control();
-            if c.stopped || c.requested == Some(Shutdown::Abrupt) {
-                return;
-            }
-            c.requested = Some(kind);
+        if self.lifecycle.request(kind) {
+            self.wake_poller();
         }
-        self.wake_poller();
     }
 
     fn wake_poller(&self) {
@@ -163,8 +144,7 @@ impl Shared {
     }
 
     fn set_stopped(&self) {
-        self.control().stopped = true;
-        self.stopped_cv.notify_all();
+        self.lifecycle.set_stopped();
     }
 }
 
@@ -239,8 +219,7 @@ impl Server {
             waker,
             finished: Mutex::new(Vec::new()),
             buffers: Mutex::new(Vec::new()),
-            control: Mutex::new(Control::default()),
-            stopped_cv: Condvar::new(),
+            lifecycle: Lifecycle::default(),
             local_addr,
         });
         let poller = poller::Poller::new(poll, listener, shared.clone())?;
@@ -324,19 +303,12 @@ impl Handle {
     /// every "left" callback done. Never call it from a callback: the server would wait for the
     /// very thread that waits.
     pub fn wait(&self) {
-        let mut c = self.shared.control();
-        while !c.stopped {
-            c = self
-                .shared
-                .stopped_cv
-                .wait(c)
-                .unwrap_or_else(|p| p.into_inner());
-        }
+        self.shared.lifecycle.wait_stopped();
     }
 
     /// Whether the server has not stopped yet.
     pub fn is_running(&self) -> bool {
-        !self.shared.control().stopped
+        !self.shared.lifecycle.is_stopped()
     }
 }
 

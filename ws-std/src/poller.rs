@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
-use ws_proto::server::{ClientId, Shutdown};
+use ws_proto::server::{ClientId, Shutdown, ACCEPT_RETRY};
 
 use crate::{conn, Shared, Slot};
 
@@ -134,10 +134,7 @@ impl Poller {
             };
             match listener.accept() {
                 Ok((mut stream, addr)) => {
-                    let max = self.shared.core.config().max_connections;
-                    // Clients past the limit still get a quick 503 from the handshake; only a
-                    // flood of raw sockets far past it is dropped outright.
-                    if self.live >= max.saturating_mul(2).max(max + 64) {
+                    if !self.shared.core.accepts_socket(self.live) {
                         log::warn!("{addr}: dropped, {} sockets open", self.live);
                         continue;
                     }
@@ -172,7 +169,7 @@ impl Poller {
                 Err(e) => {
                     // Typically EMFILE: the backlog keeps the clients; try again shortly.
                     log::error!("accept failed: {e}");
-                    self.accept_retry = Some(now + Duration::from_millis(50));
+                    self.accept_retry = Some(now + ACCEPT_RETRY);
                     break;
                 }
             }
@@ -229,7 +226,7 @@ impl Poller {
     }
 
     fn carry_out_shutdown(&mut self, now: Instant) {
-        let requested = self.shared.control().requested;
+        let requested = self.shared.lifecycle.requested();
         match requested {
             Some(Shutdown::Graceful) if self.shutdown_deadline.is_none() && !self.aborted => {
                 log::info!("graceful shutdown of {} connections", self.live);

@@ -17,6 +17,10 @@ pub trait SessionStore {
     fn with_session(&mut self, id: ClientId, f: &mut dyn FnMut(&mut Session));
 }
 
+/// How long an adapter waits before accepting again after `accept` failed (typically for lack of
+/// file descriptors; the pending clients stay in the backlog meanwhile).
+pub const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// A shutdown request that the adapter must carry out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shutdown {
@@ -96,6 +100,14 @@ impl ServerCore {
     /// The configuration.
     pub fn config(&self) -> &ServerConfig {
         &self.config
+    }
+
+    /// Whether a server with `open` sockets accepts one more. Clients past the connection limit
+    /// are still accepted, to get a quick 503 from the handshake; only a flood of raw sockets far
+    /// past it is dropped outright, to protect file descriptors.
+    pub fn accepts_socket(&self, open: usize) -> bool {
+        let max = self.config.max_connections;
+        open < max.saturating_mul(2).max(max + 64)
     }
 
     /// The application's handler.

@@ -9,6 +9,7 @@ mod api;
 mod callbacks;
 mod config;
 mod hub;
+mod lifecycle;
 mod registry;
 mod session;
 mod slab;
@@ -18,12 +19,23 @@ use core::net::SocketAddr;
 pub use self::api::{Command, CommandSink, Decision, Handler, HttpResponse, ServerApi};
 pub use self::callbacks::Callbacks;
 pub use self::config::ServerConfig;
-pub use self::hub::{ServerCore, SessionStore, Shutdown};
+pub use self::hub::{ServerCore, SessionStore, Shutdown, ACCEPT_RETRY};
+pub use self::lifecycle::Lifecycle;
 pub use self::registry::Registry;
 pub use self::session::{Notice, Session};
 pub use self::slab::{ClientId, Slab};
 
 use crate::error::{ConnectionError, Error};
+
+/// What an application needs from a server crate, re-exported whole by ws-mio and ws-std
+/// (`pub use ws_proto::server::exports::*;`), so both offer the very same API.
+pub mod exports {
+    pub use super::{
+        Callbacks, Client, ClientId, Decision, Handler, HttpResponse, ServerApi, ServerConfig,
+        ServerError,
+    };
+    pub use crate::{Accept, Backpressure, CloseCode, Closed, ClosedBy, Message, Request};
+}
 
 /// A connected client, as the callbacks see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
