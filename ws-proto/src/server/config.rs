@@ -38,12 +38,12 @@ impl Default for ServerConfig {
     fn default() -> Self {
         // Streaming delivery is for code that drives Connection directly; servers hand whole
         // messages to callbacks.
-        // Servers ping a peer silent for 30 s and drop it 30 s later: half-open connections do
-        // not pile up. (Connection itself leaves keepalive to whoever embeds it.)
+        // Servers ping a peer silent for 20 s and drop it 20 s later (as Python websockets does):
+        // half-open connections do not pile up. (Connection leaves keepalive to its embedder.)
         let connection = Config {
             streaming: false,
-            keepalive_interval: Some(Duration::from_secs(30)),
-            keepalive_timeout: Duration::from_secs(30),
+            keepalive_interval: Some(Duration::from_secs(20)),
+            keepalive_timeout: Duration::from_secs(20),
             ..Config::default()
         };
         ServerConfig {
@@ -58,8 +58,8 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    /// Defaults: 127.0.0.1, a free port, 100,000 connections, keepalive ping after 30 s of
-    /// silence (dropped 30 s later without an answer), and the other [`Config`] defaults.
+    /// Defaults: 127.0.0.1, a free port, 100,000 connections, keepalive ping after 20 s of
+    /// silence (dropped 20 s later without an answer), and the other [`Config`] defaults.
     pub fn new() -> ServerConfig {
         ServerConfig::default()
     }
