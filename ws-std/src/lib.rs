@@ -184,8 +184,9 @@ impl SessionStore for &Shared {
         let wake = {
             let mut s = slot.lock();
             // The connection's clock only moves on input; a command such as close must not
-            // start its timer from the last time this (maybe long idle) client spoke.
-            s.handle_timeout(std::time::Instant::now());
+            // start its timer from the last time this (maybe long idle) client spoke. Timers
+            // themselves run on the client's own thread.
+            s.connection_mut().set_time(std::time::Instant::now());
             let before = Watch::of(&s);
             f(&mut s);
             before.needs_wake(&Watch::of(&s))

@@ -235,7 +235,7 @@ impl Poller {
                 for slot in self.shared.all_slots() {
                     let mut s = slot.lock();
                     // Starts the close timer from now, not from the client's last input.
-                    s.handle_timeout(now);
+                    s.connection_mut().set_time(now);
                     s.begin_shutdown();
                     drop(s);
                     slot.wake();
