@@ -1031,7 +1031,15 @@ impl Connection {
                 apply_mask(&mut incoming.buf[start..], k, offset);
             }
         }
-        if incoming.kind == DataKind::Text {
+        // A whole single-frame text message that arrived in one piece is validated once, when it
+        // becomes a String; the incremental pass is for messages that arrive in parts, where it
+        // lets us fail before the rest comes.
+        let whole_message = h.fin
+            && start == 0
+            && chunk.len() as u64 == h.payload_len
+            && !incoming.compressed
+            && !self.config.streaming;
+        if incoming.kind == DataKind::Text && !whole_message {
             self.utf8
                 .feed(&incoming.buf[start..])
                 .map_err(|_| ProtocolError::InvalidUtf8)?;
