@@ -4,13 +4,13 @@
 //! received bytes and the current time come in as arguments, and events and bytes to send come
 //! out of queues the caller drains.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use self::events::Events;
 use crate::close::{CloseCode, ClosePayload, MAX_REASON_LEN};
 use crate::config::{Backpressure, Config};
-use crate::deflate::{self, DeflateParams, PerMessageDeflate};
+use crate::deflate::{self, DeflateConfig, DeflateParams, PerMessageDeflate};
 use crate::error::{ConnectionError, Error, HandshakeError, ProtocolError};
 use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1};
 use crate::handshake::{
@@ -247,7 +247,7 @@ pub struct Connection {
     config: Arc<Config>,
     state: State,
     now: Instant,
-    events: VecDeque<Event>,
+    events: Events,
     out: OutputQueue,
     /// Received bytes not yet processed: a partial frame header, or frames that followed the
     /// handshake while the application decides.
@@ -259,21 +259,53 @@ pub struct Connection {
     incoming: Option<Incoming>,
     control: Vec<u8>,
     utf8: Utf8Validator,
-    deflate: Option<Box<PerMessageDeflate>>,
-    /// Scratch space for unmasking compressed input and for compressing output.
-    scratch: Vec<u8>,
-    rng: Option<Box<Rng>>,
-    protocol: Option<Box<str>>,
+    deflate: Option<Box<Deflate>>,
+    /// What only some connections need (a client's generator, a subprotocol, a close we sent),
+    /// out of line: every byte here is paid by each of a server's idle connections.
+    rare: Option<Box<Rare>>,
     /// Kind of the message being streamed out with `send_fragment`, if any.
     sending_stream: Option<DataKind>,
     transport: Transport,
-    /// The close frame we sent, for the Closed event when we initiated.
-    sent_close: Option<Box<(u16, String)>>,
-    handshake_deadline: Option<Instant>,
-    close_deadline: Option<Instant>,
+    /// The state's one deadline (see [`Timer`]), besides the keepalive ping.
+    timer: Option<Instant>,
+    timer_kind: Timer,
     last_rx: Instant,
-    pong_deadline: Option<Instant>,
     ping_counter: u32,
+}
+
+/// What [`Connection`]'s deadline is for. One deadline serves them all: the handshake's ends
+/// before pings start, and a close (whose deadline replaces a pending pong's) ends pinging.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Timer {
+    Handshake,
+    Pong,
+    Close,
+}
+
+/// Compression state of a connection that negotiated permessage-deflate, with the scratch
+/// space only such a connection needs (unmasking compressed input, compressing output).
+#[derive(Debug)]
+struct Deflate {
+    codec: PerMessageDeflate,
+    scratch: Vec<u8>,
+}
+
+impl Deflate {
+    fn new(params: DeflateParams, role: Role, config: &DeflateConfig) -> Box<Deflate> {
+        Box::new(Deflate {
+            codec: PerMessageDeflate::new(params, role, config),
+            scratch: Vec::new(),
+        })
+    }
+}
+
+/// See [`Connection::rare`].
+#[derive(Debug, Default)]
+struct Rare {
+    rng: Option<Rng>,
+    protocol: Option<Box<str>>,
+    /// The close frame we sent, for the Closed event when we initiated.
+    sent_close: Option<(u16, String)>,
 }
 
 impl Connection {
@@ -287,7 +319,7 @@ impl Connection {
             State::ServerHandshake(Box::new(parser)),
             now,
         );
-        c.handshake_deadline = c.config.handshake_timeout.map(|t| now + t);
+        c.arm_handshake_timer(now);
         c
     }
 
@@ -324,8 +356,8 @@ impl Connection {
             let n = buf.len() - before;
             c.out.appended(n);
         }
-        c.rng = Some(Box::new(rng));
-        c.handshake_deadline = c.config.handshake_timeout.map(|t| now + t);
+        c.rare_mut().rng = Some(rng);
+        c.arm_handshake_timer(now);
         c
     }
 
@@ -340,9 +372,9 @@ impl Connection {
         now: Instant,
     ) -> Connection {
         let mut c = Connection::new(role, config.into(), State::Open, now);
-        c.deflate = deflate.map(|p| Box::new(PerMessageDeflate::new(p, role, &c.config.deflate)));
+        c.deflate = deflate.map(|p| Deflate::new(p, role, &c.config.deflate));
         if role == Role::Client {
-            c.rng = Some(Box::new(Rng::from_seed(seed)));
+            c.rare_mut().rng = Some(Rng::from_seed(seed));
         }
         c
     }
@@ -353,7 +385,7 @@ impl Connection {
             config,
             state,
             now,
-            events: VecDeque::new(),
+            events: Events::default(),
             out: OutputQueue::default(),
             inbuf: Vec::new(),
             inpos: 0,
@@ -362,18 +394,44 @@ impl Connection {
             control: Vec::new(),
             utf8: Utf8Validator::default(),
             deflate: None,
-            scratch: Vec::new(),
-            rng: None,
-            protocol: None,
+            rare: None,
             sending_stream: None,
             transport: Transport::Keep,
-            sent_close: None,
-            handshake_deadline: None,
-            close_deadline: None,
+            timer: None,
+            timer_kind: Timer::Handshake,
             last_rx: now,
-            pong_deadline: None,
             ping_counter: 0,
         }
+    }
+
+    fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    fn sent_close(&self) -> Option<&(u16, String)> {
+        self.rare.as_ref().and_then(|r| r.sent_close.as_ref())
+    }
+
+    fn arm_handshake_timer(&mut self, now: Instant) {
+        if let Some(t) = self.config.handshake_timeout {
+            self.set_timer(Timer::Handshake, now + t);
+        }
+    }
+
+    fn set_timer(&mut self, kind: Timer, at: Instant) {
+        self.timer = Some(at);
+        self.timer_kind = kind;
+    }
+
+    /// Stops the deadline if it is one of `kind`'s.
+    fn clear_timer(&mut self, kind: Timer) {
+        if self.timer_kind == kind {
+            self.timer = None;
+        }
+    }
+
+    fn awaiting_pong(&self) -> bool {
+        self.timer.is_some() && self.timer_kind == Timer::Pong
     }
 
     // ----- queries -----
@@ -400,12 +458,12 @@ impl Connection {
 
     /// The subprotocol agreed in the handshake.
     pub fn protocol(&self) -> Option<&str> {
-        self.protocol.as_deref()
+        self.rare.as_ref().and_then(|r| r.protocol.as_deref())
     }
 
     /// The permessage-deflate parameters agreed in the handshake.
     pub fn deflate_params(&self) -> Option<DeflateParams> {
-        self.deflate.as_ref().map(|d| d.params())
+        self.deflate.as_ref().map(|d| d.codec.params())
     }
 
     /// Bytes queued for the transport.
@@ -461,12 +519,7 @@ impl Connection {
         if self.events.is_empty() {
             self.resume_input();
         }
-        let event = self.events.pop_front();
-        if event.is_none() && self.events.capacity() != 0 {
-            // An idle connection holds no event storage (it is 4 events = 512 bytes otherwise).
-            self.events = VecDeque::new();
-        }
-        event
+        self.events.pop_front()
     }
 
     // ----- timers -----
@@ -474,20 +527,13 @@ impl Connection {
     /// The earliest moment [`Connection::handle_timeout`] must be called, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let keepalive = match (&self.state, self.config.keepalive_interval) {
-            (State::Open, Some(interval)) if self.pong_deadline.is_none() => {
-                Some(self.last_rx + interval)
-            }
+            (State::Open, Some(interval)) if !self.awaiting_pong() => Some(self.last_rx + interval),
             _ => None,
         };
-        [
-            self.handshake_deadline,
-            self.close_deadline,
-            self.pong_deadline,
-            keepalive,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        match (self.timer, keepalive) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Tells the connection the current time without giving it input. Call it before commands
@@ -502,21 +548,17 @@ impl Connection {
     /// Runs the timers that are due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
-        if self.handshake_deadline.is_some_and(|d| d <= now) {
-            self.handshake_deadline = None;
-            if self.in_handshake() {
-                self.fail_handshake(HandshakeError::Timeout, false);
-                return;
-            }
-        }
-        if self.close_deadline.is_some_and(|d| d <= now) {
-            self.close_deadline = None;
-            match self.state {
-                State::Closing => {
+        if self.timer.is_some_and(|d| d <= now) {
+            self.timer = None;
+            match (self.timer_kind, &self.state) {
+                (Timer::Handshake, _) if self.in_handshake() => {
+                    self.fail_handshake(HandshakeError::Timeout, false);
+                    return;
+                }
+                (Timer::Close, State::Closing) => {
                     self.transport = Transport::CloseNow;
                     let (code, reason) = self
-                        .sent_close
-                        .as_deref()
+                        .sent_close()
                         .cloned()
                         .unwrap_or((CloseCode::ABNORMAL_CLOSURE, String::new()));
                     self.finish(
@@ -527,34 +569,31 @@ impl Connection {
                         false,
                     );
                 }
-                State::Closed => self.transport = Transport::CloseNow,
+                (Timer::Close, State::Closed) => self.transport = Transport::CloseNow,
+                (Timer::Pong, State::Open) => {
+                    // The 1011 is still sent: a peer that is merely slow learns why it was
+                    // dropped, and a dead one cannot delay us past the close timeout.
+                    self.fail_local(
+                        CloseCode::INTERNAL_ERROR,
+                        "keepalive ping timeout",
+                        ConnectionError::KeepaliveTimeout,
+                        Transport::CloseAfterFlush,
+                    );
+                    return;
+                }
                 _ => {}
             }
         }
-        if self.pong_deadline.is_some_and(|d| d <= now) {
-            self.pong_deadline = None;
-            if matches!(self.state, State::Open) {
-                // The 1011 is still sent: a peer that is merely slow learns why it was dropped,
-                // and a dead one cannot delay us past the close timeout.
-                self.fail_local(
-                    CloseCode::INTERNAL_ERROR,
-                    "keepalive ping timeout",
-                    ConnectionError::KeepaliveTimeout,
-                    Transport::CloseAfterFlush,
-                );
-                return;
-            }
-        }
-        if let (State::Open, Some(interval), None) = (
+        if let (State::Open, Some(interval), false) = (
             &self.state,
             self.config.keepalive_interval,
-            self.pong_deadline,
+            self.awaiting_pong(),
         ) {
             if self.last_rx + interval <= now {
                 self.ping_counter = self.ping_counter.wrapping_add(1);
                 let payload = self.ping_counter.to_be_bytes();
                 self.write_frame(OpCode::Ping, true, 0, &payload);
-                self.pong_deadline = Some(now + self.config.keepalive_timeout);
+                self.set_timer(Timer::Pong, now + self.config.keepalive_timeout);
             }
         }
     }
@@ -569,7 +608,7 @@ impl Connection {
                 Ok(None) => {}
                 Ok(Some((parsed, used))) => {
                     self.inbuf.extend_from_slice(&data[used..]);
-                    self.handshake_deadline = None;
+                    self.clear_timer(Timer::Handshake);
                     match parsed {
                         ParsedRequest::Upgrade(req) => {
                             let pending = PendingRequest {
@@ -608,7 +647,7 @@ impl Connection {
             },
             State::Open | State::Closing => {
                 self.last_rx = now;
-                self.pong_deadline = None;
+                self.clear_timer(Timer::Pong);
                 self.process_input(data);
             }
             State::Closed => {}
@@ -653,8 +692,7 @@ impl Connection {
         if !self.is_closed() {
             // Aborting a close we started (a shutdown past its timeout) reports that close.
             let (code, reason) = self
-                .sent_close
-                .as_deref()
+                .sent_close()
                 .cloned()
                 .unwrap_or((CloseCode::ABNORMAL_CLOSURE, String::new()));
             self.finish(ClosedBy::Local, code, reason, None, false);
@@ -693,13 +731,8 @@ impl Connection {
         };
         let key = pending.key.clone();
         let ext_header = negotiated.as_ref().map(|(_, h)| h.clone());
-        self.deflate = negotiated.map(|(params, _)| {
-            Box::new(PerMessageDeflate::new(
-                params,
-                Role::Server,
-                &self.config.deflate,
-            ))
-        });
+        self.deflate =
+            negotiated.map(|(params, _)| Deflate::new(params, Role::Server, &self.config.deflate));
         let buf = self.out.tail_buffer();
         let before = buf.len();
         server::response_101(
@@ -711,7 +744,9 @@ impl Connection {
         );
         let n = buf.len() - before;
         self.out.appended(n);
-        self.protocol = accept.protocol.map(String::into_boxed_str);
+        if let Some(p) = accept.protocol {
+            self.rare_mut().protocol = Some(p.into_boxed_str());
+        }
         self.state = State::Open;
         self.last_rx = self.now;
         // Frames that came right behind the request are decoded as events are polled.
@@ -762,21 +797,17 @@ impl Connection {
         let ext = resp.extension_headers();
         match deflate::accept_response(&self.config.deflate, &ext) {
             Ok(params) => {
-                self.deflate = params.map(|p| {
-                    Box::new(PerMessageDeflate::new(
-                        p,
-                        Role::Client,
-                        &self.config.deflate,
-                    ))
-                });
+                self.deflate = params.map(|p| Deflate::new(p, Role::Client, &self.config.deflate));
             }
             Err(e) => {
                 self.fail_handshake(e, false);
                 return;
             }
         }
-        self.protocol = resp.protocol.clone().map(String::into_boxed_str);
-        self.handshake_deadline = None;
+        if let Some(p) = &resp.protocol {
+            self.rare_mut().protocol = Some(p.as_str().into());
+        }
+        self.clear_timer(Timer::Handshake);
         self.state = State::Open;
         self.last_rx = self.now;
         self.events.push_back(Event::Connected(resp));
@@ -1015,16 +1046,16 @@ impl Connection {
         let incoming = self.incoming.as_mut().expect("a message is in progress");
         let start = incoming.buf.len();
         if incoming.compressed {
-            self.scratch.clear();
-            self.scratch.extend_from_slice(chunk);
-            if let Some(k) = key {
-                apply_mask(&mut self.scratch, k, offset);
-            }
-            let deflate = self
+            let d = self
                 .deflate
                 .as_mut()
                 .expect("compressed frames need deflate");
-            deflate.decompress(&self.scratch, &mut incoming.buf, limit)?;
+            d.scratch.clear();
+            d.scratch.extend_from_slice(chunk);
+            if let Some(k) = key {
+                apply_mask(&mut d.scratch, k, offset);
+            }
+            d.codec.decompress(&d.scratch, &mut incoming.buf, limit)?;
         } else {
             incoming.buf.extend_from_slice(chunk);
             if let Some(k) = key {
@@ -1091,7 +1122,7 @@ impl Connection {
                 .deflate
                 .as_mut()
                 .expect("compressed frames need deflate");
-            deflate.finish_message(&mut incoming.buf, limit)?;
+            deflate.codec.finish_message(&mut incoming.buf, limit)?;
             if incoming.kind == DataKind::Text {
                 self.utf8
                     .feed(&incoming.buf[start..])
@@ -1150,7 +1181,7 @@ impl Connection {
             }
             State::Closing => {
                 self.after_close_handshake();
-                let (code, reason) = self.sent_close.as_deref().cloned().unwrap_or_default();
+                let (code, reason) = self.sent_close().cloned().unwrap_or_default();
                 self.finish(ClosedBy::Local, code, reason, None, true);
             }
             _ => {}
@@ -1164,7 +1195,7 @@ impl Connection {
             Role::Server => self.enter_close_after_flush(),
             Role::Client => {
                 self.transport = Transport::Keep;
-                self.close_deadline = Some(self.now + self.config.close_timeout);
+                self.set_timer(Timer::Close, self.now + self.config.close_timeout);
             }
         }
     }
@@ -1172,7 +1203,7 @@ impl Connection {
     fn enter_close_after_flush(&mut self) {
         self.transport = Transport::CloseAfterFlush;
         // A peer that never reads must not keep us waiting for the flush.
-        self.close_deadline = Some(self.now + self.config.close_timeout);
+        self.set_timer(Timer::Close, self.now + self.config.close_timeout);
     }
 
     /// Fails the connection for a peer violation: close frame with the mapped code, then drop.
@@ -1199,8 +1230,8 @@ impl Connection {
             ClosePayload::Code(code, reason.clone()).encode(&mut payload);
             self.write_frame(OpCode::Close, true, 0, &payload);
         }
-        let (code, reason) = match (&self.state, &self.sent_close) {
-            (State::Closing, Some(sent)) => (**sent).clone(),
+        let (code, reason) = match (&self.state, self.sent_close()) {
+            (State::Closing, Some(sent)) => sent.clone(),
             _ => (code.as_u16(), reason),
         };
         self.incoming = None;
@@ -1228,10 +1259,13 @@ impl Connection {
         }
         self.state = State::Closed;
         self.incoming = None;
-        self.pong_deadline = None;
-        self.handshake_deadline = None;
+        if self.timer_kind != Timer::Close {
+            self.timer = None;
+        }
         self.control = Vec::new();
-        self.scratch = Vec::new();
+        if let Some(d) = &mut self.deflate {
+            d.scratch = Vec::new();
+        }
         if self.transport == Transport::CloseNow {
             self.out.clear();
         }
@@ -1300,7 +1334,7 @@ impl Connection {
     fn check_can_send_data(&self) -> Result<(), Error> {
         match self.state {
             State::Open => Ok(()),
-            State::Closing | State::Closed if self.sent_close.is_some() => {
+            State::Closing | State::Closed if self.sent_close().is_some() => {
                 Err(Error::AlreadyClosing)
             }
             _ => Err(Error::NotOpen),
@@ -1336,10 +1370,13 @@ impl Connection {
         if self.sending_stream.is_some() {
             return Err(Error::StreamState);
         }
-        let mut compressed = std::mem::take(&mut self.scratch);
+        let mut compressed = match self.deflate.as_mut() {
+            Some(d) => std::mem::take(&mut d.scratch),
+            None => Vec::new(),
+        };
         compressed.clear();
         let use_deflate = match self.deflate.as_mut() {
-            Some(d) => d.compress(payload, &mut compressed),
+            Some(d) => d.codec.compress(payload, &mut compressed),
             None => false,
         };
         let body: &[u8] = if use_deflate { &compressed } else { payload };
@@ -1351,8 +1388,12 @@ impl Connection {
                 true,
             );
         });
-        if compressed.capacity() <= 64 << 10 {
-            self.scratch = compressed;
+        if let Some(d) = self
+            .deflate
+            .as_mut()
+            .filter(|_| compressed.capacity() <= 64 << 10)
+        {
+            d.scratch = compressed;
         }
         result
     }
@@ -1376,7 +1417,11 @@ impl Connection {
 
     /// Encodes one frame into the output buffer, masking it in place for a client.
     fn write_frame(&mut self, opcode: OpCode, fin: bool, rsv: u8, payload: &[u8]) {
-        let mask = self.rng.as_mut().map(|r| r.mask_key());
+        let mask = self
+            .rare
+            .as_mut()
+            .and_then(|r| r.rng.as_mut())
+            .map(|r| r.mask_key());
         let header = FrameHeader {
             fin,
             rsv,
@@ -1464,10 +1509,10 @@ impl Connection {
         let mut payload = Vec::with_capacity(2 + reason.len());
         ClosePayload::Code(code, reason.to_owned()).encode(&mut payload);
         self.write_frame(OpCode::Close, true, 0, &payload);
-        self.sent_close = Some(Box::new((code.as_u16(), reason.to_owned())));
+        self.rare_mut().sent_close = Some((code.as_u16(), reason.to_owned()));
         self.sending_stream = None;
         self.state = State::Closing;
-        self.close_deadline = Some(self.now + self.config.close_timeout);
+        self.set_timer(Timer::Close, self.now + self.config.close_timeout);
         Ok(())
     }
 
@@ -1475,7 +1520,7 @@ impl Connection {
     pub fn buffer_capacity(&self) -> usize {
         self.inbuf.capacity()
             + self.control.capacity()
-            + self.scratch.capacity()
+            + self.deflate.as_ref().map_or(0, |d| d.scratch.capacity())
             + self.incoming.as_ref().map_or(0, |i| i.buf.capacity())
     }
 
@@ -1495,5 +1540,6 @@ fn truncate_utf8(s: &mut String, max: usize) {
     }
 }
 
+mod events;
 #[cfg(test)]
 mod tests;

@@ -92,6 +92,12 @@ impl Chunk {
 /// allocates nothing, and an idle connection holds nothing.
 #[derive(Debug, Default)]
 pub struct OutputQueue {
+    /// `None` while nothing waits: an idle connection's queue is a single null pointer.
+    q: Option<Box<Queue>>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
     chunks: VecDeque<Chunk>,
     /// Bytes of the front chunk already written.
     head: usize,
@@ -104,7 +110,10 @@ const POOL_BUFFER_MAX: usize = 16 << 10;
 
 thread_local! {
     static BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
-    static LISTS: RefCell<Vec<VecDeque<Chunk>>> = const { RefCell::new(Vec::new()) };
+    // Boxed, so that handing a queue to a connection moves a pointer and allocates nothing: the
+    // connection holds a pointer (8 bytes) instead of the queue (48).
+    #[allow(clippy::vec_box)]
+    static QUEUES: RefCell<Vec<Box<Queue>>> = const { RefCell::new(Vec::new()) };
 }
 
 fn pooled_buffer() -> Vec<u8> {
@@ -124,19 +133,19 @@ fn recycle_buffer(mut v: Vec<u8>) {
     });
 }
 
-fn pooled_list() -> VecDeque<Chunk> {
-    LISTS.with(|p| p.borrow_mut().pop()).unwrap_or_default()
+fn pooled_queue() -> Box<Queue> {
+    QUEUES.with(|p| p.borrow_mut().pop()).unwrap_or_default()
 }
 
-fn recycle_list(list: VecDeque<Chunk>) {
-    if list.capacity() == 0 || list.capacity() > 64 {
+fn recycle_queue(q: Box<Queue>) {
+    if q.chunks.capacity() > 64 {
         return;
     }
-    debug_assert!(list.is_empty());
-    LISTS.with(|p| {
+    debug_assert!(q.chunks.is_empty() && q.head == 0 && q.len == 0);
+    QUEUES.with(|p| {
         let mut p = p.borrow_mut();
         if p.len() < POOL_SIZE {
-            p.push(list);
+            p.push(q);
         }
     });
 }
@@ -147,24 +156,26 @@ const APPEND_MAX_CAPACITY: usize = 64 << 10;
 impl OutputQueue {
     /// Total bytes waiting.
     pub fn len(&self) -> usize {
-        self.len
+        self.q.as_ref().map_or(0, |q| q.len)
     }
 
     /// Nothing waiting.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
+    }
+
+    fn queue(&mut self) -> &mut Queue {
+        self.q.get_or_insert_with(pooled_queue)
     }
 
     /// The buffer to append this connection's own bytes to (the tail, if it is owned).
     pub fn tail_buffer(&mut self) -> &mut Vec<u8> {
-        if !matches!(self.chunks.back(), Some(Chunk::Owned(v)) if v.capacity() <= APPEND_MAX_CAPACITY)
+        let q = self.queue();
+        if !matches!(q.chunks.back(), Some(Chunk::Owned(v)) if v.capacity() <= APPEND_MAX_CAPACITY)
         {
-            if self.chunks.capacity() == 0 {
-                self.chunks = pooled_list();
-            }
-            self.chunks.push_back(Chunk::Owned(pooled_buffer()));
+            q.chunks.push_back(Chunk::Owned(pooled_buffer()));
         }
-        match self.chunks.back_mut() {
+        match q.chunks.back_mut() {
             Some(Chunk::Owned(v)) => v,
             _ => unreachable!("an owned tail was just ensured"),
         }
@@ -172,38 +183,45 @@ impl OutputQueue {
 
     /// Records that `n` bytes were appended to [`OutputQueue::tail_buffer`].
     pub fn appended(&mut self, n: usize) {
-        self.len += n;
+        if n > 0 {
+            self.queue().len += n;
+        }
     }
 
     /// Queues an owned buffer as it is (a large payload: no copy into the coalescing buffer).
     pub fn push_owned(&mut self, bytes: Vec<u8>) {
-        self.len += bytes.len();
-        self.chunks.push_back(Chunk::Owned(bytes));
+        let q = self.queue();
+        q.len += bytes.len();
+        q.chunks.push_back(Chunk::Owned(bytes));
     }
 
     /// Queues a shared frame without copying it.
     pub fn push_shared(&mut self, frame: &SharedFrame) {
-        self.len += frame.bytes.len();
-        self.chunks.push_back(Chunk::Shared(frame.bytes.clone()));
+        let q = self.queue();
+        q.len += frame.bytes.len();
+        q.chunks.push_back(Chunk::Shared(frame.bytes.clone()));
     }
 
     /// The next bytes to write (possibly only part of what is waiting).
     pub fn front(&self) -> &[u8] {
-        match self.chunks.front() {
-            Some(c) => &c.bytes()[self.head..],
+        match &self.q {
+            Some(q) => q.chunks.front().map_or(&[], |c| &c.bytes()[q.head..]),
             None => &[],
         }
     }
 
     /// Fills `dst` with the waiting chunks, in order, for a vectored write; returns how many.
     pub fn slices<'a>(&'a self, dst: &mut [&'a [u8]]) -> usize {
+        let Some(q) = &self.q else {
+            return 0;
+        };
         let mut n = 0;
-        for (i, c) in self.chunks.iter().enumerate() {
+        for (i, c) in q.chunks.iter().enumerate() {
             if n == dst.len() {
                 break;
             }
             let b = c.bytes();
-            dst[n] = if i == 0 { &b[self.head..] } else { b };
+            dst[n] = if i == 0 { &b[q.head..] } else { b };
             n += 1;
         }
         n
@@ -211,31 +229,34 @@ impl OutputQueue {
 
     /// Drops `n` written bytes from the front.
     pub fn consume(&mut self, mut n: usize) {
-        assert!(n <= self.len, "consumed more than was pending");
-        self.len -= n;
+        assert!(n <= self.len(), "consumed more than was pending");
+        let Some(q) = self.q.as_mut() else {
+            return;
+        };
+        q.len -= n;
         while n > 0 {
-            let front_len = self.chunks.front().map_or(0, |c| c.bytes().len()) - self.head;
+            let front_len = q.chunks.front().map_or(0, |c| c.bytes().len()) - q.head;
             if n < front_len {
-                self.head += n;
+                q.head += n;
                 return;
             }
             n -= front_len;
-            self.head = 0;
-            if let Some(Chunk::Owned(v)) = self.chunks.pop_front() {
+            q.head = 0;
+            if let Some(Chunk::Owned(v)) = q.chunks.pop_front() {
                 recycle_buffer(v);
             }
         }
-        if self.chunks.is_empty() {
-            self.head = 0;
-            recycle_list(std::mem::take(&mut self.chunks));
+        if q.chunks.is_empty() {
+            q.head = 0;
+            if let Some(q) = self.q.take() {
+                recycle_queue(q);
+            }
         }
     }
 
     /// Drops everything (abrupt close), freeing buffers.
     pub fn clear(&mut self) {
-        self.chunks = VecDeque::new();
-        self.head = 0;
-        self.len = 0;
+        self.q = None;
     }
 }
 

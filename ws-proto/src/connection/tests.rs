@@ -1147,6 +1147,29 @@ fn pipelined_messages_are_decoded_one_event_at_a_time() {
     assert_eq!(s.buffer_capacity(), 0, "drained input holds no buffer");
 }
 
+/// A server holds one `Connection` per client, most of them idle: its inline size is what an
+/// idle client costs (buffers, queues and rare state live out of line, and only while used).
+#[test]
+fn idle_connection_is_small() {
+    if cfg!(target_pointer_width = "64") {
+        assert!(
+            std::mem::size_of::<Connection>() <= 240,
+            "{} bytes",
+            std::mem::size_of::<Connection>()
+        );
+    }
+    let mut s = server();
+    s.receive(&cframe(1, true, b"hello"), t0());
+    let Some(Event::Message(m)) = s.poll_event() else {
+        panic!("no message")
+    };
+    s.send(&m).unwrap();
+    let n = s.pending_output().len();
+    s.consume_output(n);
+    assert!(s.poll_event().is_none() && !s.wants_write());
+    assert_eq!(s.buffer_capacity(), 0);
+}
+
 #[test]
 fn declared_frame_size_is_not_reserved_up_front() {
     let mut s = server();
