@@ -18,6 +18,7 @@ use crate::handshake::{
 };
 use crate::mask::apply_mask;
 use crate::output::{OutputQueue, SharedFrame};
+use crate::reuse;
 use crate::rng::Rng;
 use crate::utf8::Utf8Validator;
 use crate::Role;
@@ -1000,10 +1001,19 @@ impl Connection {
                 DataKind::Binary
             };
             self.utf8.reset();
+            // A large message takes a buffer a previous one left, instead of fresh pages.
+            let buf = match usize::try_from(h.payload_len) {
+                Ok(n)
+                    if n >= reuse::MIN_POOLED_CAPACITY && !compressed && !self.config.streaming =>
+                {
+                    reuse::take(n).unwrap_or_default()
+                }
+                _ => Vec::new(),
+            };
             self.incoming = Some(Incoming {
                 kind,
                 compressed,
-                buf: Vec::new(),
+                buf,
             });
         }
         let limit = self.config.max_message_size;
@@ -1057,6 +1067,17 @@ impl Connection {
             }
             d.codec.decompress(&d.scratch, &mut incoming.buf, limit)?;
         } else {
+            if incoming.buf.capacity() - incoming.buf.len() < chunk.len() {
+                // Growing by doubling would copy the message again at every step. Once a quarter
+                // of the frame is here the peer has shown it means the declared size: make room
+                // for the rest at once (before that, see RESERVE_AHEAD).
+                let rest = (h.payload_len - offset as u64) as usize;
+                if (offset + chunk.len()) as u64 * 4 >= h.payload_len {
+                    incoming.buf.reserve_exact(rest);
+                } else {
+                    incoming.buf.reserve(chunk.len());
+                }
+            }
             incoming.buf.extend_from_slice(chunk);
             if let Some(k) = key {
                 apply_mask(&mut incoming.buf[start..], k, offset);

@@ -100,6 +100,7 @@ pub mod frame;
 pub mod handshake;
 pub mod mask;
 pub mod output;
+mod reuse;
 pub mod rng;
 pub mod server;
 #[cfg(feature = "tls")]

@@ -121,7 +121,12 @@ fn pooled_buffer() -> Vec<u8> {
 }
 
 fn recycle_buffer(mut v: Vec<u8>) {
-    if v.capacity() == 0 || v.capacity() > POOL_BUFFER_MAX {
+    if v.capacity() > POOL_BUFFER_MAX {
+        // A large message sent without a copy: the next large message can use it.
+        crate::reuse::give(v);
+        return;
+    }
+    if v.capacity() == 0 {
         return;
     }
     v.clear();

@@ -1170,6 +1170,30 @@ fn idle_connection_is_small() {
     assert_eq!(s.buffer_capacity(), 0);
 }
 
+/// Growing a message buffer by doubling copies it at every step (and ends up to twice too
+/// big): once a quarter of a frame has arrived, the rest is reserved in one go.
+#[test]
+fn a_large_frame_is_received_into_one_exact_allocation() {
+    let len = 768 << 10;
+    let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let wire = cframe(2, true, &payload);
+    let mut s = server();
+    let mut seen = Vec::new();
+    for chunk in wire.chunks(64 << 10) {
+        s.receive(chunk, t0());
+        seen.push(s.buffer_capacity());
+    }
+    assert!(
+        seen[1] < len,
+        "committed before a quarter arrived: {seen:?}"
+    );
+    assert_eq!(seen.iter().max(), Some(&len), "{seen:?}");
+    assert_eq!(
+        s.poll_event(),
+        Some(Event::Message(Message::Binary(payload)))
+    );
+}
+
 #[test]
 fn declared_frame_size_is_not_reserved_up_front() {
     let mut s = server();
