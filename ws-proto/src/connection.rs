@@ -520,7 +520,12 @@ impl Connection {
         if self.events.is_empty() {
             self.resume_input();
         }
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_none() {
+            // Nothing more for now: an idle connection holds no event storage.
+            self.events.release();
+        }
+        event
     }
 
     // ----- timers -----
@@ -1008,6 +1013,7 @@ impl Connection {
                 {
                     reuse::take(n).unwrap_or_default()
                 }
+                _ if !compressed => Vec::with_capacity(h.payload_len.min(RESERVE_AHEAD) as usize),
                 _ => Vec::new(),
             };
             self.incoming = Some(Incoming {

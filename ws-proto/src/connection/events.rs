@@ -25,21 +25,28 @@ pub(super) struct Events {
 }
 
 impl Events {
-    pub(super) fn is_empty(&self) -> bool {
-        self.q.is_none()
-    }
-
     pub(super) fn push_back(&mut self, event: Event) {
         self.q
             .get_or_insert_with(|| POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default())
             .push_back(event);
     }
 
+    pub(super) fn is_empty(&self) -> bool {
+        self.q.as_ref().is_none_or(|q| q.is_empty())
+    }
+
+    /// The next event. A drained queue keeps its storage until [`Events::release`], so that
+    /// decoding a run of messages one at a time does not hand it back and forth.
     pub(super) fn pop_front(&mut self) -> Option<Event> {
-        let q = self.q.as_mut()?;
-        let event = q.pop_front();
-        if q.is_empty() {
-            let q = self.q.take().expect("checked above");
+        self.q.as_mut()?.pop_front()
+    }
+
+    /// Gives the storage of a drained queue back to the pool.
+    pub(super) fn release(&mut self) {
+        if !self.is_empty() {
+            return;
+        }
+        if let Some(q) = self.q.take() {
             // A queue grown by an unusual burst is not worth keeping.
             if q.capacity() <= 16 {
                 POOL.with(|p| {
@@ -50,7 +57,6 @@ impl Events {
                 });
             }
         }
-        event
     }
 }
 
@@ -65,9 +71,15 @@ mod tests {
         e.push_back(Event::Ping(vec![1]));
         e.push_back(Event::Pong(vec![2]));
         assert!(!e.is_empty());
-        assert_eq!(e.pop_front(), Some(Event::Ping(vec![1])));
-        assert!(e.q.is_some());
+        e.release();
+        assert_eq!(
+            e.pop_front(),
+            Some(Event::Ping(vec![1])),
+            "not released while in use"
+        );
         assert_eq!(e.pop_front(), Some(Event::Pong(vec![2])));
+        assert!(e.is_empty() && e.q.is_some());
+        e.release();
         assert!(e.q.is_none() && e.is_empty());
     }
 }
