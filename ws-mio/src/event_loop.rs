@@ -84,6 +84,8 @@ pub(crate) struct EventLoop {
     read_buf: Vec<u8>,
     notices: Vec<Notice>,
     local: LocalQueue,
+    /// The other half of `local.commands`: see `execute_local`.
+    spare_commands: Vec<Command>,
     dirty: Vec<ClientId>,
     /// Graceful shutdown in progress, until this deadline.
     shutdown_deadline: Option<Instant>,
@@ -103,6 +105,7 @@ impl EventLoop {
         Ok(EventLoop {
             poll,
             listener: Some(listener),
+            spare_commands: Vec::new(),
             local: LocalQueue {
                 commands: RefCell::new(Vec::new()),
                 shared: shared.clone(),
@@ -307,13 +310,17 @@ impl EventLoop {
     /// Runs the commands callbacks issued on this thread.
     fn execute_local(&mut self, now: Instant) {
         loop {
-            let commands = std::mem::take(&mut *self.local.commands.borrow_mut());
+            // The two lists trade places, so that neither is reallocated per message.
+            let mut commands = std::mem::take(&mut self.spare_commands);
+            std::mem::swap(&mut commands, &mut *self.local.commands.borrow_mut());
             if commands.is_empty() {
+                self.spare_commands = commands;
                 return;
             }
-            for command in commands {
+            for command in commands.drain(..) {
                 self.execute(command, now);
             }
+            self.spare_commands = commands;
         }
     }
 
