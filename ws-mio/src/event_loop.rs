@@ -249,14 +249,29 @@ impl EventLoop {
                 // Closed: only flushing remains; leave further input unread.
                 return;
             }
-            match conn.stream.read(&mut self.read_buf) {
+            // A large payload goes straight into its message; anything else through read_buf.
+            let mut asked = 0;
+            let stream = &mut conn.stream;
+            let (result, direct) = match conn.session.receive_direct(now, |space| {
+                asked = space.len();
+                stream.read(space)
+            }) {
+                Some(r) => (r, true),
+                None => {
+                    asked = self.read_buf.len();
+                    (conn.stream.read(&mut self.read_buf), false)
+                }
+            };
+            match result {
                 Ok(0) => {
                     conn.session.receive_eof(now);
                     self.deliver(id, now);
                     return;
                 }
                 Ok(n) => {
-                    conn.session.receive(&self.read_buf[..n], now);
+                    if !direct {
+                        conn.session.receive(&self.read_buf[..n], now);
+                    }
                     self.deliver(id, now);
                     // A peer sending a lot gets its replies written as they pile up, not only
                     // at the end of the wake-up.
@@ -269,7 +284,7 @@ impl EventLoop {
                     }
                     // A short read drained the socket; epoll's edge trigger fires again for any
                     // later data or FIN, so the read that would only say WouldBlock is skipped.
-                    if n < self.read_buf.len() && cfg!(target_os = "linux") {
+                    if n < asked && cfg!(target_os = "linux") {
                         return;
                     }
                 }

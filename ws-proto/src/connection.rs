@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use self::events::Events;
+use self::message_buf::MessageBuf;
 use crate::close::{CloseCode, ClosePayload, MAX_REASON_LEN};
 use crate::config::{Backpressure, Config};
 use crate::deflate::{self, DeflateConfig, DeflateParams, PerMessageDeflate};
@@ -29,6 +30,26 @@ const ZERO_COPY_MIN: usize = 4096;
 
 /// Most bytes reserved ahead of a frame's payload actually arriving.
 const RESERVE_AHEAD: u64 = 256 << 10;
+
+/// Least space worth a direct read ([`Connection::receive_direct`]): below it, the copy it saves
+/// costs less than the read it may split in two.
+const DIRECT_MIN: usize = 16 << 10;
+
+/// Makes room for `n` more payload bytes of frame `h` (received up to `offset`) in `buf`.
+fn make_room(buf: &mut MessageBuf, h: &FrameHeader, offset: usize, n: usize) {
+    if buf.spare_capacity() >= n {
+        return;
+    }
+    // Growing by doubling would copy the message again at every step. Once a quarter of the
+    // frame is here the peer has shown it means the declared size: make room for the rest at
+    // once (before that, see RESERVE_AHEAD).
+    let rest = (h.payload_len - offset as u64) as usize;
+    if (offset + n) as u64 * 4 >= h.payload_len {
+        buf.reserve_exact(rest);
+    } else {
+        buf.reserve(n);
+    }
+}
 
 /// A complete data message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -197,7 +218,7 @@ enum Rx {
 struct Incoming {
     kind: DataKind,
     compressed: bool,
-    buf: Vec<u8>,
+    buf: MessageBuf,
 }
 
 /// One WebSocket connection, server or client, with no I/O.
@@ -606,6 +627,84 @@ impl Connection {
 
     // ----- input -----
 
+    /// Reads the next payload bytes straight into the message being received, when that is
+    /// possible: in the middle of a large uncompressed data frame, with no other input pending,
+    /// and with space in the message's buffer that is already initialised (a large message
+    /// reuses the buffer of one sent before; safe code reads only into initialised memory).
+    /// This saves copying a large payload from a read buffer of the caller's.
+    ///
+    /// `read` gets the space to fill and returns how many bytes it put there, as
+    /// [`std::io::Read::read`] does. The result is `None` when a direct read is not possible now
+    /// (read into a buffer of your own and call [`Connection::receive`]), else what `read`
+    /// returned, the bytes already taken in; `Ok(0)` means end of stream
+    /// ([`Connection::receive_eof`] is still yours to call).
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use ws_proto::{Config, Connection, Role};
+    /// # let mut conn = Connection::from_upgraded(Role::Server, Config::default(), None, [0; 32], Instant::now());
+    /// # let mut socket: &[u8] = &[];
+    /// use std::io::Read;
+    /// let mut buf = [0u8; 8192];
+    /// let now = Instant::now();
+    /// let n = match conn.receive_direct(now, |space| socket.read(space)) {
+    ///     Some(result) => result?,
+    ///     None => {
+    ///         let n = socket.read(&mut buf)?;
+    ///         conn.receive(&buf[..n], now);
+    ///         n
+    ///     }
+    /// };
+    /// if n == 0 {
+    ///     conn.receive_eof(now);
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn receive_direct(
+        &mut self,
+        now: Instant,
+        read: impl FnOnce(&mut [u8]) -> std::io::Result<usize>,
+    ) -> Option<std::io::Result<usize>> {
+        let Rx::Payload {
+            header,
+            remaining,
+            offset,
+        } = self.rx
+        else {
+            return None;
+        };
+        if header.opcode.is_control()
+            || self.config.streaming
+            || !self.events.is_empty()
+            || self.inpos != self.inbuf.len()
+            || !self.accepting_frames()
+        {
+            return None;
+        }
+        let incoming = self.incoming.as_mut().filter(|i| !i.compressed)?;
+        let start = incoming.buf.len();
+        let space = incoming
+            .buf
+            .space(usize::try_from(remaining).unwrap_or(usize::MAX));
+        if space.len() < DIRECT_MIN {
+            return None;
+        }
+        let want = space.len();
+        let result = read(space);
+        let n = result.as_ref().map_or(0, |&n| n.min(want));
+        incoming.buf.filled(n);
+        if n > 0 {
+            self.now = now;
+            self.last_rx = now;
+            self.clear_timer(Timer::Pong);
+            match self.after_payload(&header, start, offset, n) {
+                Ok(()) => self.advance_payload(header, remaining, offset, n),
+                Err(e) => self.fail_protocol(e),
+            }
+        }
+        Some(result)
+    }
+
     /// Feeds bytes received from the peer.
     pub fn receive(&mut self, data: &[u8], now: Instant) {
         self.now = now;
@@ -943,21 +1042,26 @@ impl Connection {
                         self.fail_protocol(e);
                         break;
                     }
-                    let remaining = remaining - take as u64;
-                    if remaining == 0 {
-                        self.rx = Rx::Header;
-                        self.on_frame_end(&header);
-                    } else {
-                        self.rx = Rx::Payload {
-                            header,
-                            remaining,
-                            offset: offset + take,
-                        };
-                    }
+                    self.advance_payload(header, remaining, offset, take);
                 }
             }
         }
         pos
+    }
+
+    /// Records `n` more payload bytes of the current frame as received.
+    fn advance_payload(&mut self, header: FrameHeader, remaining: u64, offset: usize, n: usize) {
+        let remaining = remaining - n as u64;
+        if remaining == 0 {
+            self.rx = Rx::Header;
+            self.on_frame_end(&header);
+        } else {
+            self.rx = Rx::Payload {
+                header,
+                remaining,
+                offset: offset + n,
+            };
+        }
     }
 
     fn on_header(&mut self, h: &FrameHeader) -> Result<(), ProtocolError> {
@@ -1011,10 +1115,12 @@ impl Connection {
                 Ok(n)
                     if n >= reuse::MIN_POOLED_CAPACITY && !compressed && !self.config.streaming =>
                 {
-                    reuse::take(n).unwrap_or_default()
+                    reuse::take(n).map_or_else(MessageBuf::default, MessageBuf::reusing)
                 }
-                _ if !compressed => Vec::with_capacity(h.payload_len.min(RESERVE_AHEAD) as usize),
-                _ => Vec::new(),
+                _ if !compressed => {
+                    MessageBuf::with_capacity(h.payload_len.min(RESERVE_AHEAD) as usize)
+                }
+                _ => MessageBuf::default(),
             };
             self.incoming = Some(Incoming {
                 kind,
@@ -1071,22 +1177,29 @@ impl Connection {
             if let Some(k) = key {
                 apply_mask(&mut d.scratch, k, offset);
             }
-            d.codec.decompress(&d.scratch, &mut incoming.buf, limit)?;
+            incoming
+                .buf
+                .append_with(|v| d.codec.decompress(&d.scratch, v, limit))?;
         } else {
-            if incoming.buf.capacity() - incoming.buf.len() < chunk.len() {
-                // Growing by doubling would copy the message again at every step. Once a quarter
-                // of the frame is here the peer has shown it means the declared size: make room
-                // for the rest at once (before that, see RESERVE_AHEAD).
-                let rest = (h.payload_len - offset as u64) as usize;
-                if (offset + chunk.len()) as u64 * 4 >= h.payload_len {
-                    incoming.buf.reserve_exact(rest);
-                } else {
-                    incoming.buf.reserve(chunk.len());
-                }
-            }
+            make_room(&mut incoming.buf, h, offset, chunk.len());
             incoming.buf.extend_from_slice(chunk);
-            if let Some(k) = key {
-                apply_mask(&mut incoming.buf[start..], k, offset);
+        }
+        self.after_payload(h, start, offset, chunk.len())
+    }
+
+    /// Unmasks (unless inflated from an unmasked copy) and validates the payload bytes just
+    /// placed at `start..` of the message buffer; `n` of them came off the wire at `offset`.
+    fn after_payload(
+        &mut self,
+        h: &FrameHeader,
+        start: usize,
+        offset: usize,
+        n: usize,
+    ) -> Result<(), ProtocolError> {
+        let incoming = self.incoming.as_mut().expect("a message is in progress");
+        if !incoming.compressed {
+            if let Some(k) = h.mask {
+                apply_mask(incoming.buf.tail_mut(start), k, offset);
             }
         }
         // A whole single-frame text message that arrived in one piece is validated once, when it
@@ -1094,12 +1207,12 @@ impl Connection {
         // lets us fail before the rest comes.
         let whole_message = h.fin
             && start == 0
-            && chunk.len() as u64 == h.payload_len
+            && n as u64 == h.payload_len
             && !incoming.compressed
             && !self.config.streaming;
         if incoming.kind == DataKind::Text && !whole_message {
             self.utf8
-                .feed(&incoming.buf[start..])
+                .feed(incoming.buf.tail(start))
                 .map_err(|_| ProtocolError::InvalidUtf8)?;
         }
         Ok(())
@@ -1149,10 +1262,12 @@ impl Connection {
                 .deflate
                 .as_mut()
                 .expect("compressed frames need deflate");
-            deflate.codec.finish_message(&mut incoming.buf, limit)?;
+            incoming
+                .buf
+                .append_with(|v| deflate.codec.finish_message(v, limit))?;
             if incoming.kind == DataKind::Text {
                 self.utf8
-                    .feed(&incoming.buf[start..])
+                    .feed(incoming.buf.tail(start))
                     .map_err(|_| ProtocolError::InvalidUtf8)?;
             }
         }
@@ -1161,7 +1276,7 @@ impl Connection {
         }
         if self.config.streaming {
             let kind = incoming.kind;
-            let data = std::mem::take(&mut incoming.buf);
+            let data = incoming.buf.take();
             if fin {
                 self.incoming = None;
             }
@@ -1171,9 +1286,10 @@ impl Connection {
             let msg = match incoming.kind {
                 // Validated incrementally above; this second check is a cheap safety net.
                 DataKind::Text => Message::Text(
-                    String::from_utf8(incoming.buf).map_err(|_| ProtocolError::InvalidUtf8)?,
+                    String::from_utf8(incoming.buf.into_vec())
+                        .map_err(|_| ProtocolError::InvalidUtf8)?,
                 ),
-                DataKind::Binary => Message::Binary(incoming.buf),
+                DataKind::Binary => Message::Binary(incoming.buf.into_vec()),
             };
             self.events.push_back(Event::Message(msg));
         }
@@ -1568,5 +1684,6 @@ fn truncate_utf8(s: &mut String, max: usize) {
 }
 
 mod events;
+mod message_buf;
 #[cfg(test)]
 mod tests;

@@ -7,9 +7,13 @@
 //! therefore kept here, process-wide and bounded in number and bytes, and a large message
 //! that arrives next takes one.
 //!
+//! Pooled buffers keep their old contents: initialised memory that the next message can be
+//! read into without zeroing it first.
+//!
 //! The pool never raises peak memory (it only holds what was in use a moment before); it
 //! delays returning at most [`MAX_POOLED_BYTES`] to the system.
 
+#[cfg(not(test))]
 use std::sync::Mutex;
 
 /// Smallest buffer worth keeping: smaller ones are cheap to allocate, and the per-thread pool
@@ -20,19 +24,37 @@ pub(crate) const MAX_POOLED_BYTES: usize = 64 << 20;
 /// Most buffers held by the pool.
 const MAX_POOLED: usize = 8;
 
+#[cfg(not(test))]
 static POOL: Mutex<Pool> = Mutex::new(Pool { bufs: Vec::new() });
+
+#[cfg(not(test))]
+fn with_pool<R>(f: impl FnOnce(&mut Pool) -> R) -> R {
+    // A poisoned pool holds only whole buffers: still consistent.
+    f(&mut POOL.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+// Unit tests run on threads of their own and must not take each other's buffers.
+#[cfg(test)]
+thread_local! {
+    static POOL: std::cell::RefCell<Pool> = const { std::cell::RefCell::new(Pool { bufs: Vec::new() }) };
+}
+
+#[cfg(test)]
+fn with_pool<R>(f: impl FnOnce(&mut Pool) -> R) -> R {
+    POOL.with(|p| f(&mut p.borrow_mut()))
+}
 
 /// Keeps `buf` for a later [`take`], if it is large and the pool has room; frees it otherwise.
 pub(crate) fn give(buf: Vec<u8>) {
     if buf.capacity() >= MIN_POOLED_CAPACITY {
-        // A poisoned pool holds only empty buffers: still consistent.
-        POOL.lock().unwrap_or_else(|p| p.into_inner()).give(buf);
+        with_pool(|p| p.give(buf));
     }
 }
 
-/// An empty buffer with room for at least `len` bytes, if the pool has one.
+/// A buffer with room for at least `len` bytes, if the pool has one. It still holds an old
+/// message: use its contents as space only.
 pub(crate) fn take(len: usize) -> Option<Vec<u8>> {
-    POOL.lock().unwrap_or_else(|p| p.into_inner()).take(len)
+    with_pool(|p| p.take(len))
 }
 
 struct Pool {
@@ -40,14 +62,15 @@ struct Pool {
 }
 
 impl Pool {
-    fn give(&mut self, mut buf: Vec<u8>) {
+    fn give(&mut self, buf: Vec<u8>) {
         let cap = buf.capacity();
         if !(MIN_POOLED_CAPACITY..=MAX_POOLED_BYTES).contains(&cap) {
             return;
         }
         let held: usize = self.bufs.iter().map(Vec::capacity).sum();
         if self.bufs.len() < MAX_POOLED && held + cap <= MAX_POOLED_BYTES {
-            buf.clear();
+            // Not cleared: its bytes are initialised memory that the next message can be read
+            // into directly (see `Connection::receive_direct`).
             self.bufs.push(buf);
         }
     }
@@ -83,7 +106,8 @@ mod tests {
         pool.give(vec![7; 2 << 20]);
         assert!(pool.take(8 << 20).is_none());
         let b = pool.take(1 << 20).unwrap();
-        assert!(b.capacity() >= 2 << 20 && b.capacity() < 4 << 20 && b.is_empty());
+        assert!(b.capacity() >= 2 << 20 && b.capacity() < 4 << 20);
+        assert_eq!(b.len(), 2 << 20, "contents kept as initialised space");
         assert!(pool.take(3 << 20).unwrap().capacity() >= 4 << 20);
         for _ in 0..MAX_POOLED + 4 {
             pool.give(Vec::with_capacity(MIN_POOLED_CAPACITY));

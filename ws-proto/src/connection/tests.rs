@@ -1153,7 +1153,7 @@ fn pipelined_messages_are_decoded_one_event_at_a_time() {
 fn idle_connection_is_small() {
     if cfg!(target_pointer_width = "64") {
         assert!(
-            std::mem::size_of::<Connection>() <= 240,
+            std::mem::size_of::<Connection>() <= 248,
             "{} bytes",
             std::mem::size_of::<Connection>()
         );
@@ -1286,5 +1286,132 @@ fn send_owned_queues_large_payloads_without_copy_and_in_order() {
             (OpCode::Binary, true, big),
             (OpCode::Text, true, b"after".to_vec())
         ]
+    );
+}
+
+// ----- direct reads into the message buffer -----
+
+/// Puts a buffer of an earlier large message (initialised memory) where the next large message
+/// takes it from; unit tests get a pool per thread.
+fn seed_pool(len: usize) {
+    crate::reuse::give(vec![0xaa; len]);
+}
+
+/// Feeds `wire` to `s` the way an adapter reads a socket that returns at most `step` bytes a
+/// read: straight into the message whenever the connection offers, else through a buffer.
+/// Returns how many reads went direct.
+fn feed_reading(s: &mut Connection, mut wire: &[u8], step: usize) -> usize {
+    use std::io::Read;
+    let mut direct = 0;
+    while !wire.is_empty() {
+        let mut socket = &wire[..step.min(wire.len())];
+        let n = match s.receive_direct(t0(), |space| socket.read(space)) {
+            Some(r) => {
+                direct += 1;
+                r.unwrap()
+            }
+            None => {
+                let mut buf = vec![0; step];
+                let n = socket.read(&mut buf).unwrap();
+                s.receive(&buf[..n], t0());
+                n
+            }
+        };
+        wire = &wire[n..];
+    }
+    direct
+}
+
+#[test]
+fn large_payloads_are_read_straight_into_the_message_with_the_same_events() {
+    let big: String = "añ€😀".repeat(120_000); // 1.2 MB of text, multibyte throughout
+    let mut wire = cframe(1, true, big.as_bytes());
+    wire.extend(cframe(9, true, b"p"));
+    wire.extend(cframe(2, false, &[7; 100_000]));
+    wire.extend(cframe(0, true, &[8; 1_200_000]));
+    wire.extend(cframe(1, true, b"tail"));
+    let mut whole = vec![7u8; 100_000];
+    whole.extend_from_slice(&[8; 1_200_000]);
+    let expected = vec![
+        Event::Message(Message::Text(big)),
+        Event::Ping(b"p".to_vec()),
+        Event::Message(Message::Binary(whole)),
+        Event::Message(Message::Text("tail".into())),
+    ];
+    for step in [1000, 4096, 65_536, 300_000, 4 << 20] {
+        seed_pool(2 << 20);
+        let mut s = server();
+        let mut evs = Vec::new();
+        let mut direct = 0;
+        // Events are taken as they come, as an adapter does after every read.
+        for part in wire.chunks(step) {
+            direct += feed_reading(&mut s, part, step);
+            evs.extend(events(&mut s));
+        }
+        assert_eq!(evs, expected, "step {step}");
+        // One read of everything leaves nothing to read directly.
+        assert_eq!(
+            direct > 0,
+            step < wire.len(),
+            "step {step}: {direct} direct reads"
+        );
+        assert!(s.is_open());
+    }
+}
+
+#[test]
+fn without_reusable_space_nothing_is_read_directly() {
+    let wire = cframe(2, true, &[3; 1_500_000]);
+    let mut s = server();
+    assert_eq!(feed_reading(&mut s, &wire, 100_000), 0);
+    assert_eq!(
+        s.poll_event(),
+        Some(Event::Message(Message::Binary(vec![3; 1_500_000])))
+    );
+}
+
+#[test]
+fn invalid_utf8_read_directly_fails_1007() {
+    let mut payload = "x".repeat(1_500_000).into_bytes();
+    payload[1_400_000] = 0xff;
+    let wire = cframe(1, true, &payload);
+    seed_pool(2 << 20);
+    let mut s = server();
+    let direct = feed_reading(&mut s, &wire, 70_000);
+    assert!(direct > 0);
+    let evs = events(&mut s);
+    assert_eq!(closed_event(&evs).code, 1007, "{evs:?}");
+}
+
+#[test]
+fn no_direct_read_while_other_input_waits() {
+    seed_pool(2 << 20);
+    let mut s = server();
+    assert!(s.receive_direct(t0(), |_| unreachable!()).is_none(), "idle");
+    // A large frame is under way, but a message is waiting to be polled.
+    let mut wire = cframe(2, true, b"first");
+    let big = cframe(2, true, &[1; 1_300_000]);
+    wire.extend_from_slice(&big[..1000]);
+    s.receive(&wire, t0());
+    assert!(s.receive_direct(t0(), |_| unreachable!()).is_none());
+    assert_eq!(
+        s.poll_event(),
+        Some(Event::Message(Message::Binary(b"first".to_vec())))
+    );
+    assert!(s.poll_event().is_none());
+    // Now the rest of the big frame may go straight in; a would-block read takes nothing.
+    let r = s.receive_direct(t0(), |_| Err(std::io::ErrorKind::WouldBlock.into()));
+    assert_eq!(
+        r.unwrap().unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock
+    );
+    assert_eq!(
+        feed_reading(&mut s, &big[1000..], 4 << 20),
+        1,
+        "one direct read"
+    );
+    assert_eq!(
+        s.poll_event(),
+        Some(Event::Message(Message::Binary(vec![1; 1_300_000])))
     );
 }

@@ -139,6 +139,20 @@ impl Session {
         self.conn.receive(data, now);
     }
 
+    /// Reads large payloads straight into the message: see [`Connection::receive_direct`]. Never
+    /// on a TLS session, whose input must be decrypted first.
+    pub fn receive_direct(
+        &mut self,
+        now: Instant,
+        read: impl FnOnce(&mut [u8]) -> std::io::Result<usize>,
+    ) -> Option<std::io::Result<usize>> {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return None;
+        }
+        self.conn.receive_direct(now, read)
+    }
+
     /// The transport reached end of stream or failed.
     pub fn receive_eof(&mut self, now: Instant) {
         self.conn.receive_eof(now);
