@@ -1,63 +1,69 @@
-//! A client's thread: the only code that touches the client's socket. It reads into the
-//! session, runs the callbacks with no lock held, writes the session's output, and sleeps until
-//! the accept thread reports readiness, another thread wakes it, or the session's next timer.
+//! A client's thread: the only reader of the client's socket. It blocks in `read`, hands what it
+//! read to the session, runs the callbacks with no lock held, writes the session's output, and
+//! reads again.
+//!
+//! A message therefore costs what it costs a plain blocking server: one `read`, one write, one
+//! context switch. Other threads never wake this one to write (they write themselves, see
+//! `Slot::settle`) nor for timers (the accept thread runs them): only to end.
 
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use mio::net::TcpStream;
-use ws_proto::server::{Notice, Session};
+use ws_proto::server::{Client, ClientId, Notice};
 
-use crate::{Handle, Shared, Slot};
-
-/// Readiness flags (see `Slot::ready`): data may be waiting.
-pub(crate) const READABLE: u8 = 1;
-/// The peer closed or the socket failed: read until end of stream, not only until a short read.
-pub(crate) const READ_CLOSED: u8 = 2;
+use crate::{flush, Handle, Reader, Shared, Slot};
 
 /// Read buffer while a client is quiet: on the stack, so an idle client holds none. Small, since
 /// every stack page a thread ever touches stays resident: at 4 KiB an idle client costs one more
 /// page (about 4 KiB of RSS); bigger reads borrow a pooled buffer.
 const SMALL_READ: usize = 1 << 10;
-/// Read buffer while data streams in (a read filled the small one), borrowed from a pool for
-/// one turn.
+/// Read buffer while data streams in (a read filled the small one), borrowed from a pool for as
+/// long as reads keep coming in bigger than the small buffer.
 pub(crate) const BIG_READ: usize = 64 << 10;
-/// Most big buffers kept for reuse: enough for the clients reading at the same moment, while
-/// idle clients hold none.
+/// Most big buffers kept for reuse.
 pub(crate) const POOLED_BUFFERS: usize = 64;
-/// Most bytes read in one turn: a peer that sends without pause must not keep its thread from
-/// writing (replies pile up otherwise) or from running its timers.
-const READ_BUDGET: usize = 1 << 20;
-/// Most slices per vectored write (own frames coalesce into one; shared frames add one each).
-const MAX_SLICES: usize = 32;
+/// Most big buffers out at once. A streaming client keeps its buffer while it blocks for the next
+/// read (returning it there would cost a system call's worth of pool traffic per read), so this
+/// bounds their memory (16 MiB); past it, clients read 1 KiB at a time.
+pub(crate) const MAX_LENT_BUFFERS: usize = 256;
 
 struct ClientThread {
+    id: ClientId,
     shared: Arc<Shared>,
     slot: Arc<Slot>,
-    stream: TcpStream,
     api: Handle,
     notices: Vec<Notice>,
-    /// The last turn read more than the small buffer holds: start the next one with a big
-    /// buffer, saving a small read.
-    streaming: bool,
+    /// Who the callbacks are told about; it changes only when the handshake completes.
+    client: Option<Client>,
+    /// The big read buffer, while the client streams (empty otherwise).
+    big: Vec<u8>,
+}
+
+/// How the client thread sleeps after a turn.
+enum Sleep {
+    /// Blocks in `read`.
+    Read,
+    /// Only output remains: waits for the thread that writes its last byte, or whose timer
+    /// ends the transport.
+    Park,
 }
 
 /// The body of a client thread.
-pub(crate) fn run(shared: Arc<Shared>, slot: Arc<Slot>, stream: TcpStream) {
+pub(crate) fn run(shared: Arc<Shared>, slot: Arc<Slot>) {
     let _ = slot.thread.set(std::thread::current());
-    let id = slot.lock().id();
+    let id = slot.lock().session.id();
     let mut t = ClientThread {
+        id,
         api: Handle {
             shared: shared.clone(),
         },
         shared,
         slot,
-        stream,
         notices: Vec::new(),
-        streaming: false,
+        client: None,
+        big: Vec::new(),
     };
     if panic::catch_unwind(AssertUnwindSafe(|| t.serve())).is_err() {
         log::error!("{id}: a callback panicked; dropping the client");
@@ -70,92 +76,110 @@ impl ClientThread {
     fn serve(&mut self) {
         let mut small = [0u8; SMALL_READ];
         loop {
-            let ready = self.slot.ready.swap(0, Ordering::Acquire);
-            if ready != 0 {
-                self.read(&mut small, ready & READ_CLOSED != 0);
-            }
-            let now = Instant::now();
-            let (done, deadline) = {
-                let mut s = self.slot.lock();
-                if s.poll_timeout().is_some_and(|t| t <= now) {
-                    s.handle_timeout(now);
-                }
-                flush(&mut s, &self.stream, now);
-                s.process_next(&self.shared.core, &mut self.notices);
-                (s.should_close_transport(), s.poll_timeout())
-            };
-            if !self.notices.is_empty() {
-                // The callbacks may have queued output for this client: turn again.
-                self.notify();
-                continue;
-            }
-            if done {
+            self.deliver();
+            let Some(sleep) = self.end_turn() else {
                 return;
-            }
-            if self.slot.ready.load(Ordering::Acquire) != 0 {
-                continue;
-            }
-            match deadline {
-                Some(t) => std::thread::park_timeout(t.saturating_duration_since(Instant::now())),
-                None => std::thread::park(),
+            };
+            match sleep {
+                Sleep::Park => {
+                    std::thread::park();
+                    self.slot.lock().reader = Reader::Turning;
+                }
+                Sleep::Read => self.read(&mut small),
             }
         }
     }
 
-    /// Reads until the socket is drained, handing every chunk to the session and its callbacks
-    /// at once.
-    ///
-    /// A short read means the socket was drained when it was read, unless the peer had already
-    /// closed (`to_eof`): data arriving later raises a new readiness edge, but an end of stream
-    /// that came before the read does not.
-    fn read(&mut self, small: &mut [u8; SMALL_READ], to_eof: bool) {
-        let mut big = if self.streaming {
-            self.shared.take_buffer()
-        } else {
-            Vec::new()
-        };
-        let mut total = 0;
-        // Once closed, only flushing remains: further input is left unread.
-        let mut closed = self.slot.lock().connection().is_closed();
-        while !closed {
-            if total >= READ_BUDGET {
-                let more = READABLE | if to_eof { READ_CLOSED } else { 0 };
-                self.slot.ready.fetch_or(more, Ordering::Release);
-                break;
-            }
-            let buf: &mut [u8] = if big.is_empty() { small } else { &mut big };
-            let n = match (&self.stream).read(buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    log::debug!("{}: read error: {e}", self.slot.lock().id());
-                    0
-                }
-            };
+    /// Writes the output, with the lock that also tells the other threads that the reader
+    /// sleeps. `None` when the transport is done.
+    fn end_turn(&mut self) -> Option<Sleep> {
+        loop {
             let now = Instant::now();
+            let mut st = self.slot.lock();
+            let s = &mut st.session;
+            // The accept thread runs timers; one that is due now costs nothing extra here.
+            if s.poll_timeout().is_some_and(|t| t <= now) {
+                s.handle_timeout(now);
+            }
+            flush(s, &self.slot.stream, now);
+            if s.process_next(&self.shared.core, &mut self.notices) {
+                // A timer or another thread ended the session: the callbacks first.
+                drop(st);
+                self.notify();
+                self.deliver();
+                continue;
+            }
+            if s.should_close_transport() {
+                return None;
+            }
+            let sleep = if s.connection().is_closed() {
+                Sleep::Park
+            } else {
+                Sleep::Read
+            };
+            st.reader = Reader::Asleep;
+            let timer = st.schedule();
+            drop(st);
+            if let Some(at) = timer {
+                self.shared.schedule(at, self.id);
+            }
+            return Some(sleep);
+        }
+    }
+
+    /// One blocking read, handed to the session. Data is decoded when events are polled.
+    fn read(&mut self, small: &mut [u8; SMALL_READ]) {
+        let buf: &mut [u8] = if self.big.is_empty() {
+            small
+        } else {
+            &mut self.big
+        };
+        let result = loop {
+            match (&self.slot.stream).read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        let now = Instant::now();
+        let mut st = self.slot.lock();
+        st.reader = Reader::Turning;
+        let n = match result {
+            Ok(0) if st.read_shut => 0,
+            Ok(0) => {
+                st.session.receive_eof(now);
+                0
+            }
+            Ok(n) => {
+                st.session.receive(&buf[..n], now);
+                n
+            }
+            // No receive timeout is set; only a signal could get here.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
             {
-                let mut s = self.slot.lock();
-                if n == 0 {
-                    s.receive_eof(now);
-                } else {
-                    s.receive(&buf[..n], now);
+                0
+            }
+            Err(e) => {
+                log::debug!("{}: read error: {e}", st.session.id());
+                if !st.read_shut {
+                    st.session.receive_eof(now);
+                }
+                0
+            }
+        };
+        drop(st);
+        let filled = n == buf.len();
+        if self.big.is_empty() {
+            if filled {
+                if let Some(big) = self.shared.take_buffer() {
+                    self.big = big;
                 }
             }
-            self.deliver();
-            closed = self.slot.lock().connection().is_closed();
-            total += n;
-            if n == 0 || n < buf.len() && !to_eof {
-                break;
-            }
-            let filled = n == buf.len();
-            if filled && big.is_empty() {
-                big = self.shared.take_buffer();
-            }
-        }
-        self.streaming = total > SMALL_READ;
-        if !big.is_empty() {
-            self.shared.give_buffer(big);
+        } else if n <= SMALL_READ {
+            self.shared.give_buffer(std::mem::take(&mut self.big));
         }
     }
 
@@ -166,6 +190,7 @@ impl ClientThread {
             let more = self
                 .slot
                 .lock()
+                .session
                 .process_next(&self.shared.core, &mut self.notices);
             if !more {
                 return;
@@ -180,18 +205,23 @@ impl ClientThread {
         if self.notices.is_empty() {
             return;
         }
-        let client = self.slot.lock().client().clone();
+        if self.client.is_none() || matches!(self.notices[0], Notice::NewClient) {
+            self.client = Some(self.slot.lock().session.client().clone());
+        }
+        let client = self.client.as_ref().expect("just set");
         self.shared
             .core
-            .notify(&self.api, &client, &mut self.notices);
+            .notify(&self.api, client, &mut self.notices);
     }
 
     /// Ends the session whatever brought us here (a panic included), so that an announced
-    /// client gets its "left" callback exactly once, then closes the socket and reports to the
-    /// accept thread.
+    /// client gets its "left" callback exactly once, then shuts the socket down and reports to
+    /// the accept thread, which closes it.
     fn finish(mut self) {
         let id = {
-            let mut s = self.slot.lock();
+            let mut st = self.slot.lock();
+            st.reader = Reader::Turning;
+            let s = &mut st.session;
             if !s.connection().is_closed() {
                 s.connection_mut().abort();
             }
@@ -201,41 +231,21 @@ impl ClientThread {
         if panic::catch_unwind(AssertUnwindSafe(|| self.notify())).is_err() {
             log::error!("{id}: the \"left\" callback panicked");
         }
-        let _ = self.stream.shutdown(std::net::Shutdown::Write);
-        let ClientThread { shared, stream, .. } = self;
-        drop(stream);
+        {
+            let mut st = self.slot.lock();
+            if !st.write_shut {
+                self.slot.shut(&mut st, std::net::Shutdown::Both);
+            }
+        }
+        if !self.big.is_empty() {
+            self.shared.give_buffer(std::mem::take(&mut self.big));
+        }
+        let ClientThread { shared, .. } = self;
         shared
             .finished
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(id);
         shared.wake_poller();
-    }
-}
-
-/// Writes the session's output until the socket would block. A failed write ends the transport.
-fn flush(s: &mut Session, stream: &TcpStream, now: Instant) {
-    while s.wants_write() {
-        let result = {
-            let mut slices: [&[u8]; MAX_SLICES] = [&[]; MAX_SLICES];
-            let n = s.output_slices(&mut slices);
-            let io: [IoSlice<'_>; MAX_SLICES] = slices.map(IoSlice::new);
-            let mut w = stream;
-            w.write_vectored(&io[..n])
-        };
-        match result {
-            Ok(0) => {
-                s.receive_eof(now);
-                return;
-            }
-            Ok(n) => s.consume_output(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                log::debug!("{}: write error: {e}", s.id());
-                s.receive_eof(now);
-                return;
-            }
-        }
     }
 }

@@ -1,8 +1,8 @@
 //! # ws-std: a thread-per-client WebSocket server
 //!
-//! Every client gets its own thread, which owns all I/O on that client's socket; one more thread
-//! accepts connections. Callbacks run on the client's thread, so a slow callback delays only its
-//! own client. The protocol lives in [`ws_proto`]; the configuration, callbacks and API are the
+//! Every client gets its own thread, which blocks reading that client's socket and writes the
+//! replies; one more thread accepts connections, runs timers and writes what other threads sent.
+//! Callbacks run on the client's thread, so a slow callback delays only its own client. The protocol lives in [`ws_proto`]; the configuration, callbacks and API are the
 //! ones of `ws-mio`, so switching between the two is a one-line `use` change.
 //!
 //! An echo server on a free port, a client talking to it, and a graceful shutdown (this
@@ -45,8 +45,10 @@
 //! the `echo` example, release build). The thread count is bounded by the system: each thread
 //! takes two memory mappings (`vm.max_map_count`) and counts against the thread limit.
 //!
-//! Sends from any thread only queue bytes on the client's session and wake its thread; they
-//! never touch a socket, so a client that stops reading cannot block them. Its queue is bounded
+//! An echo costs what it costs a plain blocking server: one read, one write, one wake-up of the
+//! client's thread. Sends from other threads queue bytes on the client's session; the accept
+//! thread writes them, once per socket for everything queued since it last looked, and never
+//! blocks on a socket, so a client that stops reading cannot block anyone. Its queue is bounded
 //! by [`ServerConfig::backpressure`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -57,38 +59,178 @@ mod poller;
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU8;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::thread::Thread;
+use std::time::Instant;
 
+use mio::net::TcpStream;
+use socket2::SockRef;
 use ws_proto::server::{
     Command, CommandSink, Lifecycle, ServerCore, Session, SessionStore, Shutdown, Slab,
 };
 
 pub use ws_proto::server::exports::*;
 
-/// One client as other threads see it: its session, and the thread to wake after touching it.
+/// One client as every thread sees it. Its thread reads the socket; any thread that changes the
+/// session writes to it (without blocking) or shuts it down.
 struct Slot {
-    session: Mutex<Session>,
-    /// Set by the client thread before its first turn; until then it needs no wake-up.
+    state: Mutex<State>,
+    /// Blocking: only the client thread reads, and writes pass `MSG_DONTWAIT`.
+    stream: TcpStream,
+    /// Set by the client thread before its first turn, to be unparked while it waits for the
+    /// last of its output to be written.
     thread: OnceLock<Thread>,
-    /// Readiness the accept thread saw since the client thread last looked (`conn::READABLE`,
-    /// `conn::READ_CLOSED`): a wake-up without it needs no read at all.
-    ready: AtomicU8,
+}
+
+/// What the session lock guards.
+struct State {
+    session: Session,
+    reader: Reader,
+    /// The deadline at which the accept thread looks at this session next: its live entry in
+    /// the accept thread's timer heap (entries that differ from it are stale).
+    timer: Option<Instant>,
+    /// The session is on the accept thread's list of output to write.
+    dirty: bool,
+    /// `shutdown(Read)` was called to wake the reader: a read of 0 bytes is ours, not the peer's
+    /// end of stream (which would discard the output still to write).
+    read_shut: bool,
+    /// The transport was shut down for good.
+    write_shut: bool,
+}
+
+impl State {
+    /// Keeps the accept thread's timer for this session no later than the session's next
+    /// deadline. Returns the moment to add to the heap when it must move earlier: only then
+    /// (a close, a new connection), since deadlines that move later (the keepalive, on every
+    /// message) are found moved when the old entry comes due.
+    fn schedule(&mut self) -> Option<Instant> {
+        let due = self.session.poll_timeout()?;
+        if self.timer.is_some_and(|t| t <= due) {
+            return None;
+        }
+        self.timer = Some(due);
+        Some(due)
+    }
+}
+
+/// Work for the accept thread that a change to a session left.
+#[derive(Default)]
+struct Settled {
+    /// A moment to add to its timers.
+    timer: Option<Instant>,
+    /// The session has output to write: add it to its list.
+    dirty: bool,
+}
+
+/// What the client thread is doing, so that a thread that changes the session knows what is
+/// left for it to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reader {
+    /// In a turn: it writes the output and looks at the session's end before it sleeps again,
+    /// so the others only queue.
+    Turning,
+    /// Blocked in `read` (or parked, once only output remains): whoever changes the session
+    /// writes its output, and wakes the reader when the session has ended.
+    Asleep,
 }
 
 impl Slot {
-    fn lock(&self) -> MutexGuard<'_, Session> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         // No user code runs under this lock, so a poisoned session is still consistent.
-        self.session.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Wakes the client thread, unless we are on it: it looks at its session after every
-    /// callback anyway.
-    fn wake(&self) {
+    /// Ends the transport: the reader's blocked `read` returns 0, the peer sees our FIN.
+    fn shut(&self, st: &mut State, how: std::net::Shutdown) {
+        if let Err(e) = self.stream.shutdown(how) {
+            // ENOTCONN: the peer is gone already, which woke the reader.
+            log::trace!("{}: shutdown: {e}", st.session.id());
+        }
+        st.read_shut = true;
+        if how == std::net::Shutdown::Both {
+            st.write_shut = true;
+        }
+    }
+
+    /// What falls to the thread that changed the session while the client thread sleeps: the
+    /// output is written (by the accept thread: `write` is false elsewhere, see
+    /// [`SessionStore::with_session`]), and the client thread is woken when the session has
+    /// ended, so that it runs the "left" callback. Returns what the accept thread must do.
+    fn settle(&self, st: &mut State, now: Instant, write: bool) -> Settled {
+        let mut settled = Settled::default();
+        if st.reader == Reader::Asleep {
+            if write {
+                flush(&mut st.session, &self.stream, now);
+            } else if st.session.wants_write() && !st.dirty {
+                st.dirty = true;
+                settled.dirty = true;
+            }
+            if st.session.should_close_transport() {
+                if !st.write_shut {
+                    self.shut(st, std::net::Shutdown::Both);
+                }
+                self.unpark();
+                return settled;
+            }
+            if st.session.connection().is_closed() {
+                // Its input no longer matters; the reader then waits in `park` for the output.
+                if !st.read_shut {
+                    self.shut(st, std::net::Shutdown::Read);
+                }
+                self.unpark();
+            }
+        }
+        settled.timer = st.schedule();
+        settled
+    }
+
+    fn unpark(&self) {
         if let Some(t) = self.thread.get() {
-            if t.id() != std::thread::current().id() {
-                t.unpark();
+            t.unpark();
+        }
+    }
+}
+
+/// Flags of every write: never block (the writer may be any thread, holding the session lock),
+/// and report a closed peer as an error rather than a signal.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const SEND_FLAGS: libc::c_int = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const SEND_FLAGS: libc::c_int = libc::MSG_DONTWAIT;
+
+/// Most slices per vectored write (own frames coalesce into one; shared frames add one each).
+const MAX_SLICES: usize = 32;
+
+/// Writes the session's output until the socket would block. A failed write ends the transport.
+fn flush(s: &mut Session, stream: &TcpStream, now: Instant) {
+    while s.wants_write() {
+        let result = {
+            let mut slices: [&[u8]; MAX_SLICES] = [&[]; MAX_SLICES];
+            let n = s.output_slices(&mut slices);
+            let socket = SockRef::from(stream);
+            if n == 1 {
+                // The usual reply: `send` skips `sendmsg`'s copying in of the I/O vector.
+                socket.send_with_flags(slices[0], SEND_FLAGS)
+            } else {
+                let io: [io::IoSlice<'_>; MAX_SLICES] = slices.map(io::IoSlice::new);
+                socket.send_vectored_with_flags(&io[..n], SEND_FLAGS)
+            }
+        };
+        match result {
+            Ok(0) => {
+                s.receive_eof(now);
+                return;
+            }
+            Ok(n) => s.consume_output(n),
+            // The socket is registered for writability (edge-triggered) with the accept
+            // thread, which flushes again once it drains.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::debug!("{}: write error: {e}", s.id());
+                s.receive_eof(now);
+                return;
             }
         }
     }
@@ -98,12 +240,18 @@ impl Slot {
 struct Shared {
     core: ServerCore,
     slots: RwLock<Slab<Arc<Slot>>>,
-    /// Wakes the accept thread (shutdown requests, finished client threads).
+    /// Wakes the accept thread (shutdown requests, finished client threads, timers).
     waker: mio::Waker,
     /// Client threads that have ended and wait to be joined by the accept thread.
     finished: Mutex<Vec<ClientId>>,
-    /// Big read buffers, lent to client threads for one turn while data streams in.
+    /// Deadlines that moved earlier on other threads, for the accept thread's timer heap.
+    timers: Mutex<Vec<(Instant, ClientId)>>,
+    /// Sleeping clients that other threads queued output for, for the accept thread to write.
+    dirty: Mutex<Vec<ClientId>>,
+    /// Big read buffers for clients that stream data in.
     buffers: Mutex<Vec<Vec<u8>>>,
+    /// Big read buffers out of the pool (held by streaming clients, even while they block).
+    lent: AtomicUsize,
     lifecycle: Lifecycle,
     local_addr: SocketAddr,
 }
@@ -114,9 +262,9 @@ impl Shared {
         slots.get(id).cloned()
     }
 
-    fn all_slots(&self) -> Vec<Arc<Slot>> {
+    fn all_slots(&self) -> Vec<(ClientId, Arc<Slot>)> {
         let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
-        slots.iter().map(|(_, s)| s.clone()).collect()
+        slots.iter().map(|(id, s)| (id, s.clone())).collect()
     }
 
     fn request_shutdown(&self, kind: Shutdown) {
@@ -131,12 +279,27 @@ impl Shared {
         }
     }
 
-    fn take_buffer(&self) -> Vec<u8> {
+    /// Asks the accept thread to look at the timers of `id` at `at`.
+    fn schedule(&self, at: Instant, id: ClientId) {
+        self.timers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((at, id));
+        self.wake_poller();
+    }
+
+    /// A big read buffer, unless too many are out already (the caller reads with its small one).
+    fn take_buffer(&self) -> Option<Vec<u8>> {
+        if self.lent.fetch_add(1, Ordering::Relaxed) >= conn::MAX_LENT_BUFFERS {
+            self.lent.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
         let pooled = self.buffers.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        pooled.unwrap_or_else(|| vec![0; conn::BIG_READ])
+        Some(pooled.unwrap_or_else(|| vec![0; conn::BIG_READ]))
     }
 
     fn give_buffer(&self, buf: Vec<u8>) {
+        self.lent.fetch_sub(1, Ordering::Relaxed);
         let mut pool = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
         if pool.len() < conn::POOLED_BUFFERS {
             pool.push(buf);
@@ -148,51 +311,36 @@ impl Shared {
     }
 }
 
-/// What decides whether a session touched by another thread needs its own thread to look.
-#[derive(Debug, PartialEq, Eq)]
-struct Watch {
-    wants_write: bool,
-    timeout: Option<std::time::Instant>,
-    closed: bool,
-}
-
-impl Watch {
-    fn of(s: &Session) -> Watch {
-        Watch {
-            wants_write: s.wants_write(),
-            timeout: s.poll_timeout(),
-            closed: s.connection().is_closed(),
-        }
-    }
-
-    /// New output, a new timer (a close deadline) or a new end all need the thread; more output
-    /// behind output it is already writing does not (it writes all of it when it can).
-    fn needs_wake(&self, after: &Watch) -> bool {
-        (!self.wants_write && after.wants_write)
-            || self.timeout != after.timeout
-            || self.closed != after.closed
-    }
-}
-
-/// Runs a command's closure on a session, then wakes the client's thread if the session now
-/// has something for it to do.
+/// Runs a command's closure on a session. What it queued for a sleeping client is written by
+/// the accept thread, not here: a broadcast from one client's callback would otherwise cost a
+/// system call per recipient, while the accept thread writes each socket once for all the
+/// messages queued since it last looked.
 impl SessionStore for &Shared {
     fn with_session(&mut self, id: ClientId, f: &mut dyn FnMut(&mut Session)) {
         let Some(slot) = self.slot(id) else {
             return;
         };
-        let wake = {
-            let mut s = slot.lock();
+        let settled = {
+            let mut st = slot.lock();
+            let now = Instant::now();
             // The connection's clock only moves on input; a command such as close must not
-            // start its timer from the last time this (maybe long idle) client spoke. Timers
-            // themselves run on the client's own thread.
-            s.connection_mut().set_time(std::time::Instant::now());
-            let before = Watch::of(&s);
-            f(&mut s);
-            before.needs_wake(&Watch::of(&s))
+            // start its timer from the last time this (maybe long idle) client spoke.
+            st.session.connection_mut().set_time(now);
+            f(&mut st.session);
+            slot.settle(&mut st, now, false)
         };
-        if wake {
-            slot.wake();
+        if settled.dirty {
+            let first = {
+                let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+                dirty.push(id);
+                dirty.len() == 1
+            };
+            if first {
+                self.wake_poller();
+            }
+        }
+        if let Some(at) = settled.timer {
+            self.schedule(at, id);
         }
     }
 }
@@ -219,7 +367,10 @@ impl Server {
             slots: RwLock::new(Slab::default()),
             waker,
             finished: Mutex::new(Vec::new()),
+            timers: Mutex::new(Vec::new()),
+            dirty: Mutex::new(Vec::new()),
             buffers: Mutex::new(Vec::new()),
+            lent: AtomicUsize::new(0),
             lifecycle: Lifecycle::default(),
             local_addr,
         });
@@ -326,7 +477,6 @@ mod tests {
     use std::sync::mpsc;
     use std::time::{Duration, Instant};
 
-    use ws_proto::server::Session;
     use ws_proto::{ClientRequest, Config};
 
     use super::*;
@@ -334,48 +484,41 @@ mod tests {
 
     const WAIT: Duration = Duration::from_secs(10);
 
-    /// A session that completed its handshake, with the 101 response already written.
-    fn open_session(core: &ServerCore) -> Session {
-        let mut slab = Slab::default();
-        let id = slab.insert(());
-        let addr = "127.0.0.1:1".parse().unwrap();
-        let mut s = core.new_session(id, addr, Instant::now());
-        s.receive(
-            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-            Instant::now(),
-        );
-        s.process(core, &mut Vec::new());
-        assert!(s.connection().is_open());
-        let n = s.connection().buffered_amount();
-        s.consume_output(n);
-        s
-    }
-
     #[test]
-    fn commands_wake_the_client_thread_only_for_new_work() {
-        let core = ServerCore::new(ServerConfig::new(), Callbacks::new()).unwrap();
-        let mut s = open_session(&core);
-        let step = |s: &mut Session, f: &dyn Fn(&mut Session)| {
-            let before = Watch::of(s);
-            f(s);
-            before.needs_wake(&Watch::of(s))
-        };
-        let send = |s: &mut Session| s.send(Message::Text("x".into())).unwrap();
-        assert!(step(&mut s, &send), "first output");
-        assert!(!step(&mut s, &send), "output behind output");
-        assert!(
-            step(&mut s, &|s| s
-                .connection_mut()
-                .close(CloseCode::NORMAL, "")
-                .unwrap()),
-            "a close starts a timer"
+    fn a_close_from_another_thread_times_out_while_the_client_thread_sleeps_in_read() {
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let handler = Callbacks::new()
+            .on_new_client(|api, client| api.send_text(client.id, "hello"))
+            .on_client_left(move |_, _, closed| {
+                tx.lock()
+                    .unwrap()
+                    .send((Instant::now(), closed.clone()))
+                    .unwrap()
+            });
+        let close_timeout = Duration::from_millis(300);
+        let config = ServerConfig::new()
+            .keepalive(Duration::from_secs(60), Duration::from_secs(60))
+            .shutdown_timeout(close_timeout);
+        let server = Server::bind(config, handler).unwrap();
+        let handle = server.run_threaded().unwrap();
+        let mut silent = plain_client(handle.local_addr());
+        // Its thread now sleeps in read until the keepalive, a minute away.
+        assert_eq!(
+            silent.recv().unwrap(),
+            ClientEvent::Message(Message::Text("hello".into()))
         );
-        assert!(
-            step(&mut s, &|s| s.connection_mut().abort()),
-            "the end of the session"
-        );
-        assert!(!step(&mut s, &|_| {}), "nothing");
+        let id = ServerApi::clients(&handle)[0].id;
+        let start = Instant::now();
+        handle.close(id, CloseCode::NORMAL, "bye");
+        // The client never answers: the close timer ends the connection.
+        let (left, closed) = rx.recv_timeout(WAIT).expect("left");
+        let took = left - start;
+        assert!(took >= close_timeout, "{took:?}");
+        assert!(took < close_timeout + Duration::from_secs(2), "{took:?}");
+        assert_eq!(closed.code, 1000);
+        handle.shutdown_abruptly();
+        handle.wait();
     }
 
     fn plain_client(addr: SocketAddr) -> Client {

@@ -1,22 +1,26 @@
-//! The accept thread: accepts clients and starts their threads, turns socket readiness into
-//! wake-ups of the client threads, joins the threads that ended, and carries out shutdowns.
+//! The accept thread: accepts clients and starts their threads, writes what other threads queued
+//! for sleeping clients and what could not be written at once, runs every session's timers,
+//! joins the threads that ended, and carries out shutdowns.
 //!
-//! Client threads do all the I/O on their sockets, but they sleep in `park`, not in a poll of
-//! their own: one `epoll` here watches every client socket (edge-triggered, readable and
-//! writable), so a client costs exactly one file descriptor and any thread can wake a client
-//! thread with a plain `unpark`.
+//! Client threads block in `read` on their own sockets (with no timeout) and write their own
+//! replies. One `epoll` here watches every client socket for writability only (edge-triggered,
+//! registered once): a write that would have blocked is finished here when the socket drains, so
+//! a client costs exactly one file descriptor, no thread ever waits for a slow reader, and a
+//! client's own traffic never involves this thread.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::io;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
+use socket2::SockRef;
 use ws_proto::server::{ClientId, Shutdown, ACCEPT_RETRY};
 
-use crate::{conn, Shared, Slot};
+use crate::{conn, Reader, Shared, Slot, State};
 
 pub(crate) const WAKER: Token = Token(usize::MAX - 1);
 const LISTENER: Token = Token(usize::MAX - 2);
@@ -50,6 +54,10 @@ pub(crate) struct Poller {
     aborted: bool,
     /// When accepting failed for lack of file descriptors, try again at this time.
     accept_retry: Option<Instant>,
+    /// Deadlines of sleeping clients (stale entries only cost a look at the session).
+    timers: BinaryHeap<Reverse<(Instant, ClientId)>>,
+    /// The list of clients with output to write, swapped with the shared one (no allocation).
+    dirty: Vec<ClientId>,
 }
 
 impl Poller {
@@ -69,6 +77,8 @@ impl Poller {
             shutdown_deadline: None,
             aborted: false,
             accept_retry: None,
+            timers: BinaryHeap::new(),
+            dirty: Vec::new(),
         })
     }
 
@@ -77,6 +87,9 @@ impl Poller {
         let result = loop {
             let now = Instant::now();
             self.reap();
+            self.write_dirty(now);
+            // Before the shutdown timeout: a close timer due at the same moment reports why.
+            self.run_timers(now);
             self.carry_out_shutdown(now);
             if (self.aborted || self.shutdown_deadline.is_some()) && self.live == 0 {
                 break Ok(());
@@ -85,11 +98,15 @@ impl Poller {
                 self.accept_retry = None;
                 self.accept(now);
             }
-            let timeout = [self.shutdown_deadline, self.accept_retry]
-                .into_iter()
-                .flatten()
-                .min()
-                .map(|t| t.saturating_duration_since(now) + Duration::from_millis(1));
+            let timeout = [
+                self.shutdown_deadline,
+                self.accept_retry,
+                self.timers.peek().map(|Reverse((t, _))| *t),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|t| t.saturating_duration_since(now) + Duration::from_millis(1));
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -101,19 +118,11 @@ impl Poller {
                     WAKER => {}
                     Token(slot) => {
                         // A stale token (its client gone, the slot reused) only costs the new
-                        // client a spurious turn.
+                        // client a look at its output.
                         if let Some(Some(r)) = self.threads.get(slot) {
-                            let mut ready = 0;
-                            if event.is_readable() {
-                                ready |= conn::READABLE;
-                            }
-                            if event.is_read_closed() || event.is_error() {
-                                ready |= conn::READABLE | conn::READ_CLOSED;
-                            }
-                            if ready != 0 {
-                                r.slot.ready.fetch_or(ready, Ordering::Release);
-                            }
-                            r.thread.thread().unpark();
+                            let slot = r.slot.clone();
+                            let id = r.id;
+                            self.touch(id, &slot, Instant::now(), |_| true);
                         }
                     }
                 }
@@ -125,6 +134,76 @@ impl Poller {
         self.join_all();
         log::info!("stopped");
         result
+    }
+
+    /// Changes a client's session with `f` as any other thread would (`f` returns false if it
+    /// had nothing to do), then writes its output and keeps its timer.
+    fn touch(
+        &mut self,
+        id: ClientId,
+        slot: &Slot,
+        now: Instant,
+        f: impl FnOnce(&mut State) -> bool,
+    ) {
+        let timer = {
+            let mut st = slot.lock();
+            if !f(&mut st) {
+                return;
+            }
+            slot.settle(&mut st, now, true).timer
+        };
+        if let Some(at) = timer {
+            self.timers.push(Reverse((at, id)));
+        }
+    }
+
+    /// Writes the output other threads queued for sleeping clients.
+    fn write_dirty(&mut self, now: Instant) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        std::mem::swap(
+            &mut dirty,
+            &mut *self.shared.dirty.lock().unwrap_or_else(|p| p.into_inner()),
+        );
+        for &id in &dirty {
+            if let Some(slot) = self.shared.slot(id) {
+                self.touch(id, &slot, now, |st| {
+                    st.dirty = false;
+                    true
+                });
+            }
+        }
+        dirty.clear();
+        self.dirty = dirty;
+    }
+
+    /// Runs the timers that are due: every session's timers run here (keepalive pings,
+    /// handshake, pong and close deadlines), so client threads block in `read` with no timeout
+    /// and a busy client's deadline, which moves with every message, costs nothing until it
+    /// comes due.
+    fn run_timers(&mut self, now: Instant) {
+        let asked =
+            std::mem::take(&mut *self.shared.timers.lock().unwrap_or_else(|p| p.into_inner()));
+        self.timers.extend(asked.into_iter().map(Reverse));
+        while let Some(&Reverse((at, id))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(slot) = self.shared.slot(id) else {
+                continue;
+            };
+            self.touch(id, &slot, now, |st| {
+                if st.timer != Some(at) {
+                    // Superseded by an earlier deadline, which has run already.
+                    return false;
+                }
+                st.timer = None;
+                if st.session.poll_timeout().is_some_and(|t| t <= now) {
+                    st.session.handle_timeout(now);
+                }
+                true
+            });
+        }
     }
 
     fn accept(&mut self, now: Instant) {
@@ -139,26 +218,46 @@ impl Poller {
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
+                    // The client thread blocks in `read`; writes pass MSG_DONTWAIT instead.
+                    if let Err(e) = SockRef::from(&stream).set_nonblocking(false) {
+                        log::error!("{addr}: cannot make the socket blocking: {e}");
+                        continue;
+                    }
                     let core = &self.shared.core;
+                    let registry = self.poll.registry();
+                    let mut registered = Ok(());
+                    let mut handshake_timer = None;
                     let id = {
                         let mut slots =
                             self.shared.slots.write().unwrap_or_else(|p| p.into_inner());
                         slots.insert_with(|id| {
+                            // Once, for writability only: an edge comes only after a write
+                            // would have blocked, so the readers' traffic costs nothing here.
+                            registered = registry.register(
+                                &mut stream,
+                                Token(id.slot()),
+                                Interest::WRITABLE,
+                            );
+                            let mut state = State {
+                                session: core.new_session(id, addr, now),
+                                reader: Reader::Turning,
+                                timer: None,
+                                dirty: false,
+                                read_shut: false,
+                                write_shut: false,
+                            };
+                            handshake_timer = state.schedule();
                             Arc::new(Slot {
-                                session: core.new_session(id, addr, now).into(),
+                                state: state.into(),
+                                stream,
                                 thread: Default::default(),
-                                // The first turn reads whatever came before registration.
-                                ready: conn::READABLE.into(),
                             })
                         })
                     };
-                    // Registered before the thread starts, so no readiness edge can be missed.
-                    let registered = self.poll.registry().register(
-                        &mut stream,
-                        Token(id.slot()),
-                        Interest::READABLE | Interest::WRITABLE,
-                    );
-                    let started = registered.and_then(|()| self.spawn(id, stream));
+                    if let Some(at) = handshake_timer {
+                        self.timers.push(Reverse((at, id)));
+                    }
+                    let started = registered.and_then(|()| self.spawn(id));
                     if let Err(e) = started {
                         log::error!("{addr}: cannot start a client thread: {e}");
                         self.remove_slot(id);
@@ -176,7 +275,7 @@ impl Poller {
         }
     }
 
-    fn spawn(&mut self, id: ClientId, stream: mio::net::TcpStream) -> io::Result<()> {
+    fn spawn(&mut self, id: ClientId) -> io::Result<()> {
         let slot = self.shared.slot(id).expect("just inserted");
         let shared = self.shared.clone();
         let mut builder = std::thread::Builder::new().name("ws-std-client".into());
@@ -184,7 +283,7 @@ impl Poller {
             builder = builder.stack_size(CLIENT_STACK);
         }
         let running_slot = slot.clone();
-        let thread = builder.spawn(move || conn::run(shared, slot, stream))?;
+        let thread = builder.spawn(move || conn::run(shared, slot))?;
         let i = id.slot();
         if self.threads.len() <= i {
             self.threads.resize_with(i + 1, || None);
@@ -232,13 +331,13 @@ impl Poller {
                 log::info!("graceful shutdown of {} connections", self.live);
                 self.stop_accepting();
                 self.shutdown_deadline = Some(now + self.shared.core.config().shutdown_timeout);
-                for slot in self.shared.all_slots() {
-                    let mut s = slot.lock();
-                    // Starts the close timer from now, not from the client's last input.
-                    s.connection_mut().set_time(now);
-                    s.begin_shutdown();
-                    drop(s);
-                    slot.wake();
+                for (id, slot) in self.shared.all_slots() {
+                    self.touch(id, &slot, now, |st| {
+                        // Starts the close timer from now, not from the client's last input.
+                        st.session.connection_mut().set_time(now);
+                        st.session.begin_shutdown();
+                        true
+                    });
                 }
             }
             Some(Shutdown::Abrupt) if !self.aborted => self.abort_all(),
@@ -253,14 +352,17 @@ impl Poller {
         }
     }
 
-    /// Drops every connection now: each client thread wakes, finds its session closed,
-    /// delivers the "left" callback and ends.
+    /// Drops every connection now: each client thread wakes (its socket shut down), finds its
+    /// session closed, delivers the "left" callback and ends.
     fn abort_all(&mut self) {
         self.stop_accepting();
         self.aborted = true;
-        for slot in self.shared.all_slots() {
-            slot.lock().connection_mut().abort();
-            slot.wake();
+        let now = Instant::now();
+        for (id, slot) in self.shared.all_slots() {
+            self.touch(id, &slot, now, |st| {
+                st.session.connection_mut().abort();
+                true
+            });
         }
     }
 
