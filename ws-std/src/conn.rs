@@ -22,6 +22,10 @@ const SMALL_READ: usize = 1 << 10;
 /// Read buffer while data streams in (a read filled the small one), borrowed from a pool for as
 /// long as reads keep coming in bigger than the small buffer.
 pub(crate) const BIG_READ: usize = 64 << 10;
+/// Most bytes read straight into a message per read (see `ClientThread::read_direct`): bounds
+/// the time the session lock is held for the copy (about 10 µs), which other threads may wait
+/// for.
+const DIRECT_READ: usize = 128 << 10;
 /// Most big buffers kept for reuse.
 pub(crate) const POOLED_BUFFERS: usize = 64;
 /// Most big buffers out at once. A streaming client keeps its buffer while it blocks for the next
@@ -129,6 +133,11 @@ impl ClientThread {
 
     /// One blocking read, handed to the session. Data is decoded when events are polled.
     fn read(&mut self, small: &mut [u8; SMALL_READ]) {
+        // Only a client that streams can be in the middle of a large frame: small messages
+        // skip the look at the session.
+        if !self.big.is_empty() && self.read_direct() {
+            return;
+        }
         let buf: &mut [u8] = if self.big.is_empty() {
             small
         } else {
@@ -181,6 +190,55 @@ impl ClientThread {
         } else if n <= SMALL_READ {
             self.shared.give_buffer(std::mem::take(&mut self.big));
         }
+    }
+
+    /// Reads the rest of a large frame straight into its message, saving the copy through a
+    /// read buffer, when the session can take it so (see `Session::receive_direct`). That read
+    /// runs under the session lock, so it must not wait: a one-byte peek without the lock waits
+    /// for data first, and the read takes at most `DIRECT_READ` bytes. Returns false when the
+    /// session wants an ordinary read.
+    fn read_direct(&mut self) -> bool {
+        {
+            let mut st = self.slot.lock();
+            let probe = st
+                .session
+                .receive_direct(Instant::now(), |_| Err(io::ErrorKind::WouldBlock.into()));
+            if probe.is_none() {
+                return false;
+            }
+        }
+        let peeked = loop {
+            match self.slot.stream.peek(&mut [0u8; 1]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        let now = Instant::now();
+        let mut st = self.slot.lock();
+        st.reader = Reader::Turning;
+        let stream = &self.slot.stream;
+        let result = match peeked {
+            Ok(0) => Ok(0),
+            Ok(_) => st
+                .session
+                .receive_direct(now, |space| {
+                    let n = space.len().min(DIRECT_READ);
+                    (&*stream).read(&mut space[..n])
+                })
+                // Another thread ended the session meanwhile: nothing more to read.
+                .unwrap_or(Ok(1)),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(0) if !st.read_shut => st.session.receive_eof(now),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if !st.read_shut => {
+                log::debug!("{}: read error: {e}", st.session.id());
+                st.session.receive_eof(now);
+            }
+            _ => {}
+        }
+        true
     }
 
     /// Hands the session's events to the callbacks one at a time: what a callback sends is

@@ -521,6 +521,26 @@ mod tests {
         handle.wait();
     }
 
+    #[test]
+    fn large_messages_read_straight_into_their_buffers_echo_intact() {
+        let handler =
+            Callbacks::new().on_message(|api, client, message| api.send(client.id, message));
+        let server = Server::bind(ServerConfig::new(), handler).unwrap();
+        let handle = server.run_threaded().unwrap();
+        let mut c = plain_client(handle.local_addr());
+        // From the second message on, the payload is read into the buffer of one sent before.
+        for i in 0..4u8 {
+            let payload: Vec<u8> = (0..3 << 20).map(|j: u32| (j % 251) as u8 ^ i).collect();
+            c.send_binary(&payload).unwrap();
+            match c.recv().unwrap() {
+                ClientEvent::Message(Message::Binary(b)) => assert!(b == payload, "message {i}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        handle.shutdown_abruptly();
+        handle.wait();
+    }
+
     fn plain_client(addr: SocketAddr) -> Client {
         let mut config = Config::default();
         config.deflate.enabled = false;
