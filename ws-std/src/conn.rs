@@ -3,8 +3,9 @@
 //! reads again.
 //!
 //! A message therefore costs what it costs a plain blocking server: one `read`, one write, one
-//! context switch. Other threads never wake this one to write (they write themselves, see
-//! `Slot::settle`) nor for timers (the accept thread runs them): only to end.
+//! context switch. Other threads never wake this one to write (what they queue while it sleeps
+//! is written by the accept thread, see `Slot::settle`) nor for timers (the accept thread runs
+//! them): only to end.
 
 use std::io::{self, Read};
 use std::panic::{self, AssertUnwindSafe};
