@@ -34,6 +34,9 @@ const RESERVE_AHEAD: u64 = 256 << 10;
 /// Least space worth a direct read ([`Connection::receive_direct`]): below it, the copy it saves
 /// costs less than the read it may split in two.
 const DIRECT_MIN: usize = 16 << 10;
+/// Most space lent to one direct read: what the read brings in is unmasked next, while it is
+/// still in the CPU's cache (a read of several MiB would be unmasked from memory).
+const DIRECT_MAX: u64 = 256 << 10;
 
 /// Makes room for `n` more payload bytes of frame `h` (received up to `offset`) in `buf`.
 fn make_room(buf: &mut MessageBuf, h: &FrameHeader, offset: usize, n: usize) {
@@ -685,7 +688,7 @@ impl Connection {
         let start = incoming.buf.len();
         let space = incoming
             .buf
-            .space(usize::try_from(remaining).unwrap_or(usize::MAX));
+            .space(remaining.min(DIRECT_MAX) as usize);
         if space.len() < DIRECT_MIN {
             return None;
         }

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Interleaved rounds of one echo scenario, for figures steadier than a single bench.sh run.
+#
+# usage: scripts/bench-rounds.sh ROUNDS SCENARIO [SERVER...]
+#
+#   ROUNDS     rounds (each round runs every server once, in turn), e.g. 5
+#   SCENARIO   64B-k1 | 64B-k16 | 16KiB | 16MiB (the echo scenarios of bench.sh)
+#   SERVER     raw-echo tungstenite fastwebsockets ws-mio ws-std (default: all)
+#
+# Prints, per server, the median server CPU time per message (µs) over the rounds, every
+# round's figure, and the median's ratio to raw-echo and to the best peer when they ran.
+# Servers alternate round by round, so that a slow spell of the machine hits them all alike.
+# Uses the binaries scripts/bench.sh builds (run it once first); pins like bench.sh (server on
+# core 0, ws-load on core 1); loopback only; each run is bounded by its --duration.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${1:?usage: scripts/bench-rounds.sh ROUNDS SCENARIO [SERVER...]}
+SCENARIO=${2:?usage: scripts/bench-rounds.sh ROUNDS SCENARIO [SERVER...]}
+shift 2
+SERVERS=("$@")
+[ ${#SERVERS[@]} -gt 0 ] || SERVERS=(raw-echo tungstenite fastwebsockets ws-mio ws-std)
+
+case "$SCENARIO" in
+    64B-k1) ARGS=(--conns 100 --size 64 --inflight 1 --duration 3) ;;
+    64B-k16) ARGS=(--conns 100 --size 64 --inflight 16 --duration 3) ;;
+    16KiB) ARGS=(--conns 10 --size 16384 --inflight 1 --duration 3) ;;
+    16MiB) ARGS=(--conns 8 --size 16777216 --inflight 1 --duration 4) ;;
+    *) echo "bench-rounds.sh: unknown scenario $SCENARIO" >&2; exit 2 ;;
+esac
+
+PEERS=bench/peers/target/release
+LOAD=target/release/ws-load
+binary() {
+    case "$1" in
+        raw-echo) echo "$PEERS/raw-echo" ;;
+        tungstenite) echo "$PEERS/tungstenite-echo" ;;
+        fastwebsockets) echo "$PEERS/fastwebsockets-echo" ;;
+        ws-mio|ws-std) echo "target/bench-bin/$1-echo" ;;
+        *) echo "bench-rounds.sh: unknown server $1" >&2; exit 2 ;;
+    esac
+}
+for s in "${SERVERS[@]}"; do
+    [ -x "$(binary "$s")" ] || { echo "bench-rounds.sh: $(binary "$s") missing: run scripts/bench.sh first" >&2; exit 1; }
+done
+[ -x "$LOAD" ] || { echo "bench-rounds.sh: $LOAD missing: run scripts/bench.sh first" >&2; exit 1; }
+
+SERVER_PID=""
+trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; true' EXIT
+PORT=19700
+declare -A FIGS
+for _ in $(seq "$ROUNDS"); do
+    for s in "${SERVERS[@]}"; do
+        PORT=$((PORT + 1))
+        while ss -Hltn "sport = :$PORT" | grep -q .; do PORT=$((PORT + 1)); done
+        taskset -c 0 "$(binary "$s")" "127.0.0.1:$PORT" >/dev/null 2>&1 &
+        SERVER_PID=$!
+        for _ in $(seq 1 200); do
+            ss -Hltn "sport = :$PORT" | grep -q . && break
+            sleep 0.05
+        done
+        raw=()
+        [ "$s" = raw-echo ] && raw=(--raw)
+        fig=$(taskset -c 1 "$LOAD" --url "ws://127.0.0.1:$PORT/" "${raw[@]}" "${ARGS[@]}" \
+            --server-pid "$SERVER_PID" 2>&1 | grep -oP 'server CPU \K[0-9.]+' || echo nan)
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=""
+        FIGS[$s]="${FIGS[$s]:-} $fig"
+    done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+declare -A MED
+for s in "${SERVERS[@]}"; do MED[$s]=$(echo "${FIGS[$s]}" | median); done
+best=""
+for p in tungstenite fastwebsockets; do
+    [ -n "${MED[$p]:-}" ] || continue
+    if [ -z "$best" ] || awk -v a="${MED[$p]}" -v b="${MED[$best]}" 'BEGIN {exit !(a < b)}'; then
+        best=$p
+    fi
+done
+echo "echo-$SCENARIO, $ROUNDS rounds, server CPU µs/msg (median; every round)"
+for s in "${SERVERS[@]}"; do
+    line="$s: ${MED[$s]} (${FIGS[$s]# })"
+    [ -n "${MED[raw-echo]:-}" ] && line+=$(awk -v a="${MED[$s]}" -v b="${MED[raw-echo]}" 'BEGIN {printf "  ×raw %.2f", a / b}')
+    [ -n "$best" ] && line+=$(awk -v a="${MED[$s]}" -v b="${MED[$best]}" -v n="$best" 'BEGIN {printf "  ×best peer %.2f (%s)", a / b, n}')
+    echo "$line"
+done
