@@ -686,9 +686,7 @@ impl Connection {
         }
         let incoming = self.incoming.as_mut().filter(|i| !i.compressed)?;
         let start = incoming.buf.len();
-        let space = incoming
-            .buf
-            .space(remaining.min(DIRECT_MAX) as usize);
+        let space = incoming.buf.space(remaining.min(DIRECT_MAX) as usize);
         if space.len() < DIRECT_MIN {
             return None;
         }
