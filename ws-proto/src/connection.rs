@@ -375,11 +375,8 @@ impl Connection {
             now,
         );
         if let State::ClientHandshake(hs) = &c.state {
-            let buf = c.out.tail_buffer();
-            let before = buf.len();
-            client::build_request(&request, &hs.key, offer.as_deref(), buf);
-            let n = buf.len() - before;
-            c.out.appended(n);
+            c.out
+                .append(|buf| client::build_request(&request, &hs.key, offer.as_deref(), buf));
         }
         c.rare_mut().rng = Some(rng);
         c.arm_handshake_timer(now);
@@ -453,6 +450,12 @@ impl Connection {
         if self.timer_kind == kind {
             self.timer = None;
         }
+    }
+
+    /// Input arrived (at `self.now`): it postpones the keepalive ping and answers one sent.
+    fn heard_from_peer(&mut self) {
+        self.last_rx = self.now;
+        self.clear_timer(Timer::Pong);
     }
 
     fn awaiting_pong(&self) -> bool {
@@ -696,8 +699,7 @@ impl Connection {
         incoming.buf.filled(n);
         if n > 0 {
             self.now = now;
-            self.last_rx = now;
-            self.clear_timer(Timer::Pong);
+            self.heard_from_peer();
             match self.after_payload(&header, start, offset, n) {
                 Ok(()) => self.advance_payload(header, remaining, offset, n),
                 Err(e) => self.fail_protocol(e),
@@ -752,8 +754,7 @@ impl Connection {
                 Err(e) => self.fail_handshake(e, false),
             },
             State::Open | State::Closing => {
-                self.last_rx = now;
-                self.clear_timer(Timer::Pong);
+                self.heard_from_peer();
                 self.process_input(data);
             }
             State::Closed => {}
@@ -839,17 +840,15 @@ impl Connection {
         let ext_header = negotiated.as_ref().map(|(_, h)| h.clone());
         self.deflate =
             negotiated.map(|(params, _)| Deflate::new(params, Role::Server, &self.config.deflate));
-        let buf = self.out.tail_buffer();
-        let before = buf.len();
-        server::response_101(
-            &key,
-            accept.protocol.as_deref(),
-            ext_header.as_deref(),
-            &accept.headers,
-            buf,
-        );
-        let n = buf.len() - before;
-        self.out.appended(n);
+        self.out.append(|buf| {
+            server::response_101(
+                &key,
+                accept.protocol.as_deref(),
+                ext_header.as_deref(),
+                &accept.headers,
+                buf,
+            )
+        });
         if let Some(p) = accept.protocol {
             self.rare_mut().protocol = Some(p.into_boxed_str());
         }
@@ -874,11 +873,8 @@ impl Connection {
         ) {
             return Err(Error::NoPendingHandshake);
         }
-        let buf = self.out.tail_buffer();
-        let before = buf.len();
-        server::http_response(status, headers, body, buf);
-        let n = buf.len() - before;
-        self.out.appended(n);
+        self.out
+            .append(|buf| server::http_response(status, headers, body, buf));
         self.inbuf = Vec::new();
         self.inpos = 0;
         self.enter_close_after_flush();
@@ -924,11 +920,9 @@ impl Connection {
 
     fn fail_handshake(&mut self, e: HandshakeError, send_status: bool) {
         if send_status && self.role == Role::Server {
-            let buf = self.out.tail_buffer();
-            let before = buf.len();
-            server::http_response(e.status(), &[], e.to_string().as_bytes(), buf);
-            let n = buf.len() - before;
-            self.out.appended(n);
+            self.out.append(|buf| {
+                server::http_response(e.status(), &[], e.to_string().as_bytes(), buf)
+            });
             self.enter_close_after_flush();
         } else {
             self.transport = Transport::CloseNow;
@@ -1466,11 +1460,7 @@ impl Connection {
             mask: None,
             payload_len: len as u64,
         };
-        let buf = self.out.tail_buffer();
-        let before = buf.len();
-        header.encode(buf);
-        let n = buf.len() - before;
-        self.out.appended(n);
+        self.out.append(|buf| header.encode(buf));
         self.out.push_owned(payload);
         Ok(())
     }
@@ -1573,17 +1563,15 @@ impl Connection {
             mask,
             payload_len: payload.len() as u64,
         };
-        let buf = self.out.tail_buffer();
-        let before = buf.len();
-        buf.reserve(MAX_HEADER_LEN + payload.len());
-        header.encode(buf);
-        let start = buf.len();
-        buf.extend_from_slice(payload);
-        if let Some(k) = mask {
-            apply_mask(&mut buf[start..], k, 0);
-        }
-        let n = buf.len() - before;
-        self.out.appended(n);
+        self.out.append(|buf| {
+            buf.reserve(MAX_HEADER_LEN + payload.len());
+            header.encode(buf);
+            let start = buf.len();
+            buf.extend_from_slice(payload);
+            if let Some(k) = mask {
+                apply_mask(&mut buf[start..], k, 0);
+            }
+        });
     }
 
     /// Queues a pre-encoded frame shared with other connections (server only).

@@ -173,24 +173,21 @@ impl OutputQueue {
         self.q.get_or_insert_with(pooled_queue)
     }
 
-    /// The buffer to append this connection's own bytes to (the tail, if it is owned).
-    pub fn tail_buffer(&mut self) -> &mut Vec<u8> {
+    /// Appends this connection's own bytes with `write` (to the tail buffer, if it is owned),
+    /// and counts what it wrote.
+    pub fn append<R>(&mut self, write: impl FnOnce(&mut Vec<u8>) -> R) -> R {
         let q = self.queue();
         if !matches!(q.chunks.back(), Some(Chunk::Owned(v)) if v.capacity() <= APPEND_MAX_CAPACITY)
         {
             q.chunks.push_back(Chunk::Owned(pooled_buffer()));
         }
-        match q.chunks.back_mut() {
-            Some(Chunk::Owned(v)) => v,
-            _ => unreachable!("an owned tail was just ensured"),
-        }
-    }
-
-    /// Records that `n` bytes were appended to [`OutputQueue::tail_buffer`].
-    pub fn appended(&mut self, n: usize) {
-        if n > 0 {
-            self.queue().len += n;
-        }
+        let Some(Chunk::Owned(tail)) = q.chunks.back_mut() else {
+            unreachable!("an owned tail was just ensured")
+        };
+        let before = tail.len();
+        let r = write(tail);
+        q.len += tail.len() - before;
+        r
     }
 
     /// Queues an owned buffer as it is (a large payload: no copy into the coalescing buffer).
@@ -272,17 +269,14 @@ mod tests {
     #[test]
     fn owned_writes_coalesce_and_partial_consume_works() {
         let mut q = OutputQueue::default();
-        q.tail_buffer().extend_from_slice(b"abc");
-        q.appended(3);
-        q.tail_buffer().extend_from_slice(b"def");
-        q.appended(3);
+        q.append(|b| b.extend_from_slice(b"abc"));
+        q.append(|b| b.extend_from_slice(b"def"));
         assert_eq!(q.front(), b"abcdef");
         q.consume(2);
         assert_eq!(q.front(), b"cdef");
         let f = SharedFrame::binary(b"xy");
         q.push_shared(&f);
-        q.tail_buffer().extend_from_slice(b"z");
-        q.appended(1);
+        q.append(|b| b.extend_from_slice(b"z"));
         assert_eq!(q.len(), 4 + 4 + 1);
         let mut s: [&[u8]; 8] = [&[]; 8];
         assert_eq!(q.slices(&mut s), 3);

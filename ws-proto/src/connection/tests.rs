@@ -653,13 +653,18 @@ fn frame_over_limit_fails_1009_from_header_alone() {
     assert_eq!(closed_event(&evs).code, 1009);
 }
 
+/// The header of a masked binary frame declaring a 64-bit payload length, with no payload.
+fn header64(len: u64) -> Vec<u8> {
+    let mut h = vec![0x82, 0xff];
+    h.extend_from_slice(&len.to_be_bytes());
+    h.extend_from_slice(&[1, 2, 3, 4]);
+    h
+}
+
 #[test]
 fn huge_declared_length_does_not_allocate() {
     let mut s = server();
-    let mut f = vec![0x82, 0xff];
-    f.extend_from_slice(&(1u64 << 62).to_be_bytes());
-    f.extend_from_slice(&[1, 2, 3, 4]);
-    s.receive(&f, t0());
+    s.receive(&header64(1 << 62), t0());
     let evs = events(&mut s);
     assert_eq!(closed_event(&evs).code, 1009);
     assert!(s.buffer_capacity() < 1024);
@@ -1197,10 +1202,7 @@ fn a_large_frame_is_received_into_one_exact_allocation() {
 #[test]
 fn declared_frame_size_is_not_reserved_up_front() {
     let mut s = server();
-    let mut header = vec![0x82, 0xff];
-    header.extend_from_slice(&(15u64 << 20).to_be_bytes());
-    header.extend_from_slice(&[1, 2, 3, 4]);
-    s.receive(&header, t0());
+    s.receive(&header64(15 << 20), t0());
     assert!(s.poll_event().is_none());
     assert!(s.is_open());
     assert!(
