@@ -5,7 +5,8 @@
 #
 #   ROUNDS     rounds (each round runs every server once, in turn), e.g. 5
 #   SCENARIO   64B-k1 | 64B-k16 | 16KiB | 16MiB (the echo scenarios of bench.sh)
-#   SERVER     raw-echo tungstenite fastwebsockets ws-mio ws-std (default: all)
+#   SERVER     raw-echo tungstenite fastwebsockets ws-mio ws-std (default: all), or NAME=PATH for
+#              another echo binary taking HOST:PORT (an older build, to measure a change)
 #
 # Prints, per server, the median server CPU time per message (µs) over the rounds, every
 # round's figure, and the median's ratio to raw-echo and to the best peer when they ran.
@@ -33,6 +34,7 @@ PEERS=bench/peers/target/release
 LOAD=target/release/ws-load
 binary() {
     case "$1" in
+        *=*) echo "${1#*=}" ;;
         raw-echo) echo "$PEERS/raw-echo" ;;
         tungstenite) echo "$PEERS/tungstenite-echo" ;;
         fastwebsockets) echo "$PEERS/fastwebsockets-echo" ;;

@@ -40,7 +40,10 @@ fn check_params(p: &DeflateParams) {
 fn check_answer(server: &DeflateConfig, p: &DeflateParams, resp: &str) {
     check_params(p);
     assert!(contains(resp.as_bytes(), b"permessage-deflate"), "{resp:?}");
-    assert!(resp.is_ascii() && !resp.contains('\r') && !resp.contains('\n'), "{resp:?}");
+    assert!(
+        resp.is_ascii() && !resp.contains('\r') && !resp.contains('\n'),
+        "{resp:?}"
+    );
     if server.server_no_context_takeover {
         assert!(p.server_no_context_takeover, "{p:?}");
         assert!(resp.contains("server_no_context_takeover"), "{resp:?}");
@@ -56,7 +59,11 @@ fn check_syntax(values: &[&[u8]]) {
     let Ok(exts) = parse_extensions(values) else {
         return;
     };
-    let is_token = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+    let is_token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+    };
     let mut text = String::new();
     for (i, e) in exts.iter().enumerate() {
         assert!(is_token(e.name), "extension name {:?}", e.name);
@@ -110,7 +117,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(client.enabled, "accepted while disabled");
         check_params(&p);
         if let Some(bits) = client.server_max_window_bits {
-            assert!(p.server_max_window_bits <= bits, "accepted a larger server window {p:?}");
+            assert!(
+                p.server_max_window_bits <= bits,
+                "accepted a larger server window {p:?}"
+            );
         }
     }
 
@@ -122,10 +132,16 @@ fuzz_target!(|data: &[u8]| {
         if let Some((p, resp)) = negotiate_server(&server, &[offer.as_bytes()]) {
             check_answer(&server, &p, &resp);
             if let Some(bits) = client.server_max_window_bits {
-                assert!(p.server_max_window_bits <= bits, "server ignored our window {p:?}");
+                assert!(
+                    p.server_max_window_bits <= bits,
+                    "server ignored our window {p:?}"
+                );
             }
             if client.server_no_context_takeover {
-                assert!(p.server_no_context_takeover, "server ignored our request {p:?}");
+                assert!(
+                    p.server_no_context_takeover,
+                    "server ignored our request {p:?}"
+                );
             }
             match accept_response(&client, &[resp.as_bytes()]) {
                 Ok(Some(q)) => assert_eq!(p, q, "offer {offer:?}, answer {resp:?}"),

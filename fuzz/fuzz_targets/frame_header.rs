@@ -27,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
             }
             // Streaming: no shorter prefix is a header, the exact prefix is the same header.
             for m in 0..n {
-                assert_eq!(FrameHeader::decode(&data[..m]), Ok(None), "prefix {m} of {n}");
+                assert_eq!(
+                    FrameHeader::decode(&data[..m]),
+                    Ok(None),
+                    "prefix {m} of {n}"
+                );
             }
             assert_eq!(FrameHeader::decode(&data[..n]), Ok(Some((h, n))));
             // Re-encoding.
@@ -49,7 +53,11 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(&buf[..m], &out[..]);
         }
         Ok(None) => {
-            assert!(data.len() < MAX_HEADER_LEN, "needs more after {} bytes", data.len());
+            assert!(
+                data.len() < MAX_HEADER_LEN,
+                "needs more after {} bytes",
+                data.len()
+            );
             if data.len() >= 2 {
                 assert!(OpCode::from_u8(data[0] & 0x0f).is_ok());
             }
@@ -58,13 +66,19 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(op, data[0] & 0x0f);
             assert!(OpCode::from_u8(op).is_err());
             assert!(data.len() >= 2);
-            assert_eq!(FrameHeader::decode(&data[..2]), Err(ProtocolError::ReservedOpcode(op)));
+            assert_eq!(
+                FrameHeader::decode(&data[..2]),
+                Err(ProtocolError::ReservedOpcode(op))
+            );
         }
         Err(ProtocolError::InvalidLength) => {
             assert!(data.len() >= 10);
             assert_eq!(data[1] & 0x7f, 127);
             assert!(data[2] & 0x80 != 0);
-            assert_eq!(FrameHeader::decode(&data[..10]), Err(ProtocolError::InvalidLength));
+            assert_eq!(
+                FrameHeader::decode(&data[..10]),
+                Err(ProtocolError::InvalidLength)
+            );
         }
         Err(e) => panic!("unexpected error {e:?}"),
     }

@@ -59,7 +59,11 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             Ok(Some((parsed, used))) => {
-                assert!(used >= 1 && used <= chunk.len(), "used {used} of a {}-byte chunk", chunk.len());
+                assert!(
+                    used >= 1 && used <= chunk.len(),
+                    "used {used} of a {}-byte chunk",
+                    chunk.len()
+                );
                 outcome = Some(Ok((parsed, before + used)));
                 break;
             }
@@ -85,7 +89,10 @@ fuzz_target!(|data: &[u8]| {
     match outcome {
         Ok((parsed, head_len)) => {
             assert!(head_len <= stream.len());
-            assert!(head_len <= cap, "accepted a {head_len}-byte head over the cap {cap}");
+            assert!(
+                head_len <= cap,
+                "accepted a {head_len}-byte head over the cap {cap}"
+            );
             let head = &stream[..head_len];
             assert!(head.ends_with(b"\n"), "head does not end with a line end");
             assert_eq!(Some(head_len), end, "head must end at the first blank line");
@@ -93,9 +100,17 @@ fuzz_target!(|data: &[u8]| {
                 ParsedRequest::Upgrade(r) => (true, r),
                 ParsedRequest::Plain(r) => (false, r),
             };
-            assert!(contains(head, req.method.as_bytes()), "method {:?}", req.method);
+            assert!(
+                contains(head, req.method.as_bytes()),
+                "method {:?}",
+                req.method
+            );
             assert!(contains(head, req.path.as_bytes()), "path {:?}", req.path);
-            assert!(req.headers.len() <= max_headers, "{} headers, cap {max_headers}", req.headers.len());
+            assert!(
+                req.headers.len() <= max_headers,
+                "{} headers, cap {max_headers}",
+                req.headers.len()
+            );
             for (name, value) in req.headers.iter() {
                 assert!(!name.is_empty());
                 assert!(contains_ci(head, name.as_bytes()), "header name {name:?}");
@@ -126,7 +141,8 @@ fuzz_target!(|data: &[u8]| {
     // A head bigger than the cap must fail with HeadersTooLarge once `cap` bytes arrived.
     if end.is_none_or(|e| e > cap) && fed >= cap {
         assert_eq!(
-            parser_error, Some(HandshakeError::HeadersTooLarge),
+            parser_error,
+            Some(HandshakeError::HeadersTooLarge),
             "head over the cap {cap} (fed {fed})"
         );
     }

@@ -60,7 +60,10 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    let end = stream.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
+    let end = stream
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4);
     if let (Some(e), None) = (end, &result) {
         assert!(e > fed, "head complete at {e} (fed {fed}) but no verdict");
     }
@@ -75,7 +78,10 @@ fuzz_target!(|data: &[u8]| {
         Some(Err(HandshakeError::HeadersTooLarge)) => assert!(fed >= cap),
         Some(Err(_)) => {}
         Some(Ok((resp, head_len))) => {
-            assert!(head_len <= cap, "head of {head_len} bytes over the cap {cap}");
+            assert!(
+                head_len <= cap,
+                "head of {head_len} bytes over the cap {cap}"
+            );
             assert_eq!(Some(head_len), end, "head must end at the first blank line");
             let head = &stream[..head_len];
             assert!(head.ends_with(b"\n"));

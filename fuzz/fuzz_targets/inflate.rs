@@ -37,8 +37,16 @@ fuzz_target!(|data: &[u8]| {
     let sched = b.take(n);
     let stream = b.rest();
 
-    let role = if k & 1 == 0 { Role::Server } else { Role::Client };
-    let peer = if role == Role::Server { Role::Client } else { Role::Server };
+    let role = if k & 1 == 0 {
+        Role::Server
+    } else {
+        Role::Client
+    };
+    let peer = if role == Role::Server {
+        Role::Client
+    } else {
+        Role::Server
+    };
     let params = DeflateParams {
         server_no_context_takeover: k & 2 != 0,
         client_no_context_takeover: k & 4 != 0,
@@ -56,12 +64,15 @@ fuzz_target!(|data: &[u8]| {
     let mut pos = 0;
     let mut failed = false;
     let check = |r: Result<(), ProtocolError>, out: &Vec<u8>, failed: &mut bool| {
-        assert!(out.len() <= limit, "inflated {} bytes past the limit {limit}", out.len());
+        assert!(
+            out.len() <= limit,
+            "inflated {} bytes past the limit {limit}",
+            out.len()
+        );
         match r {
             Ok(()) => {}
-            Err(ProtocolError::MessageTooLarge { .. }) | Err(ProtocolError::InvalidCompressedData) => {
-                *failed = true
-            }
+            Err(ProtocolError::MessageTooLarge { .. })
+            | Err(ProtocolError::InvalidCompressedData) => *failed = true,
             Err(e) => panic!("unexpected error {e:?}"),
         }
     };
@@ -114,7 +125,9 @@ fuzz_target!(|data: &[u8]| {
                 fresh
                     .decompress(&c[1..], &mut o, usize::MAX)
                     .expect("inflate our own deflate");
-                fresh.finish_message(&mut o, usize::MAX).expect("finish our own message");
+                fresh
+                    .finish_message(&mut o, usize::MAX)
+                    .expect("finish our own message");
                 assert_eq!(o, msg, "round trip");
                 // tx has moved on (context takeover); give it a fresh start too.
                 tx = PerMessageDeflate::new(params, peer, &cfg);
@@ -132,26 +145,38 @@ fuzz_target!(|data: &[u8]| {
     let mut tx = PerMessageDeflate::new(params, peer, &cfg);
     let mut rx = PerMessageDeflate::new(params, role, &cfg);
     let (bits, no_takeover) = match peer {
-        Role::Server => (params.server_max_window_bits, params.server_no_context_takeover),
-        Role::Client => (params.client_max_window_bits, params.client_no_context_takeover),
+        Role::Server => (
+            params.server_max_window_bits,
+            params.server_no_context_takeover,
+        ),
+        Role::Client => (
+            params.client_max_window_bits,
+            params.client_no_context_takeover,
+        ),
     };
-    assert!(tx.send_window_bits() <= bits, "compressor window {} over the agreed {bits}", tx.send_window_bits());
+    assert!(
+        tx.send_window_bits() <= bits,
+        "compressor window {} over the agreed {bits}",
+        tx.send_window_bits()
+    );
     let mut reference = Puff::default();
     let chunk = 97 + (w as usize) * 13;
     for msg in stream.chunks(chunk).take(8) {
         let mut c = Vec::new();
         if tx.compress(msg, &mut c) {
             let mut o = Vec::new();
-            rx.decompress(&c, &mut o, usize::MAX).expect("inflate in sequence");
-            rx.finish_message(&mut o, usize::MAX).expect("finish in sequence");
+            rx.decompress(&c, &mut o, usize::MAX)
+                .expect("inflate in sequence");
+            rx.finish_message(&mut o, usize::MAX)
+                .expect("finish in sequence");
             assert_eq!(o, msg, "sequential round trip");
             if no_takeover {
                 reference = Puff::default();
             }
             c.extend_from_slice(&[0, 0, 0xff, 0xff]);
-            let got = reference
-                .message(&c)
-                .unwrap_or_else(|e| panic!("reference decoder: {e} (window {bits}, no takeover {no_takeover})"));
+            let got = reference.message(&c).unwrap_or_else(|e| {
+                panic!("reference decoder: {e} (window {bits}, no takeover {no_takeover})")
+            });
             assert_eq!(got, msg, "reference decoder disagrees");
             assert!(
                 reference.max_distance <= 1 << bits,

@@ -125,7 +125,13 @@ struct End {
 }
 
 impl End {
-    fn new(role: Role, config: Config, deflate: Option<DeflateParams>, seed: [u8; 32], now: Instant) -> End {
+    fn new(
+        role: Role,
+        config: Config,
+        deflate: Option<DeflateParams>,
+        seed: [u8; 32],
+        now: Instant,
+    ) -> End {
         let conn = Connection::from_upgraded(role, config.clone(), deflate, seed, now);
         End {
             ev: EventChecker::new(role, false, &config),
@@ -172,11 +178,20 @@ impl Pair {
             match e {
                 Event::Message(m) => {
                     let want = peer.sent.pop_front().unwrap_or_else(|| {
-                        panic!("{side:?} received an unsent message ({} bytes)", m.as_bytes().len())
+                        panic!(
+                            "{side:?} received an unsent message ({} bytes)",
+                            m.as_bytes().len()
+                        )
                     });
                     let got = (m.kind(), m.as_bytes().to_vec());
-                    assert!(got == want, "{side:?} received {} {:?} bytes, sent {:?} {} bytes",
-                        got.1.len(), got.0, want.0, want.1.len());
+                    assert!(
+                        got == want,
+                        "{side:?} received {} {:?} bytes, sent {:?} {} bytes",
+                        got.1.len(),
+                        got.0,
+                        want.0,
+                        want.1.len()
+                    );
                 }
                 Event::Fragment { kind, data, fin } => {
                     let r = me.receiving.get_or_insert_with(|| (kind, Vec::new()));
@@ -187,8 +202,14 @@ impl Pair {
                         let want = peer.sent.pop_front().unwrap_or_else(|| {
                             panic!("{side:?} received an unsent streamed message")
                         });
-                        assert!(got == want, "{side:?} streamed {} {:?} bytes, sent {:?} {} bytes",
-                            got.1.len(), got.0, want.0, want.1.len());
+                        assert!(
+                            got == want,
+                            "{side:?} streamed {} {:?} bytes, sent {:?} {} bytes",
+                            got.1.len(),
+                            got.0,
+                            want.0,
+                            want.1.len()
+                        );
                     }
                 }
                 Event::Closed(c) => {
@@ -241,10 +262,21 @@ impl Pair {
         let after = me.conn.buffered_amount();
         match &r {
             Ok(()) => {
-                assert!(was_open, "{side:?}: send succeeded on a connection that is not open");
-                assert!(fragment.is_some() || !streaming, "{side:?}: whole message inside a streamed one");
+                assert!(
+                    was_open,
+                    "{side:?}: send succeeded on a connection that is not open"
+                );
+                assert!(
+                    fragment.is_some() || !streaming,
+                    "{side:?}: whole message inside a streamed one"
+                );
                 assert!(after > before, "{side:?}: a send queued nothing");
-                assert!(after - before <= bound, "{side:?}: {} bytes queued for {} bytes", after - before, data.len());
+                assert!(
+                    after - before <= bound,
+                    "{side:?}: {} bytes queued for {} bytes",
+                    after - before,
+                    data.len()
+                );
                 if before == 0 {
                     // Admitted whatever its size.
                     me.allow += after;
@@ -276,7 +308,10 @@ impl Pair {
                 assert_eq!(after, before);
             }
             Err(Error::StreamState) => {
-                assert!(was_open && fragment.is_none() && streaming, "{side:?}: unexpected StreamState");
+                assert!(
+                    was_open && fragment.is_none() && streaming,
+                    "{side:?}: unexpected StreamState"
+                );
                 assert_eq!(after, before);
             }
             Err(Error::BufferFull) => {
@@ -284,7 +319,10 @@ impl Pair {
                 assert!(before > 0, "{side:?}: BufferFull with an empty queue");
                 match policy {
                     Backpressure::DropMessage => {
-                        assert_eq!(after, before, "{side:?}: a dropped message changed the queue");
+                        assert_eq!(
+                            after, before,
+                            "{side:?}: a dropped message changed the queue"
+                        );
                         assert!(me.conn.is_open());
                     }
                     Backpressure::Close => {
@@ -348,7 +386,10 @@ impl Pair {
                 break;
             }
             let chunk = me.conn.pending_output();
-            assert!(!chunk.is_empty(), "{from:?}: wants_write() but nothing pending");
+            assert!(
+                !chunk.is_empty(),
+                "{from:?}: wants_write() but nothing pending"
+            );
             let n = chunk.len().min(budget);
             let bytes = chunk[..n].to_vec();
             me.out.feed(&bytes);
@@ -458,12 +499,16 @@ fn truncate(s: &str, max: usize) -> &str {
 
 fuzz_target!(|input: Input| {
     let Input { cfg, ops } = input;
-    let deflate = cfg.deflate.as_ref().filter(|_| avail().deflate).map(|d| DeflateParams {
-        server_no_context_takeover: d.server_no_context_takeover,
-        client_no_context_takeover: d.client_no_context_takeover,
-        server_max_window_bits: 8 + d.server_bits % 8,
-        client_max_window_bits: 8 + d.client_bits % 8,
-    });
+    let deflate = cfg
+        .deflate
+        .as_ref()
+        .filter(|_| avail().deflate)
+        .map(|d| DeflateParams {
+            server_no_context_takeover: d.server_no_context_takeover,
+            client_no_context_takeover: d.client_no_context_takeover,
+            server_max_window_bits: 8 + d.server_bits % 8,
+            client_max_window_bits: 8 + d.client_bits % 8,
+        });
     let now = Instant::now();
     let mut seed = [0u8; 32];
     seed[..8].copy_from_slice(&cfg.seed.to_le_bytes());
@@ -489,20 +534,40 @@ fuzz_target!(|input: Input| {
         match op {
             Op::SendText(side, text) => p.send(*side, DataKind::Text, text.as_bytes(), None),
             Op::SendBinary(side, data) => p.send(*side, DataKind::Binary, data, None),
-            Op::SendFragment { side, text, data, fin } => {
-                let kind = if *text { DataKind::Text } else { DataKind::Binary };
+            Op::SendFragment {
+                side,
+                text,
+                data,
+                fin,
+            } => {
+                let kind = if *text {
+                    DataKind::Text
+                } else {
+                    DataKind::Binary
+                };
                 p.send(*side, kind, data.as_bytes(), Some(*fin))
             }
-            Op::SendBig { side, text, len, fill } => {
+            Op::SendBig {
+                side,
+                text,
+                len,
+                fill,
+            } => {
                 let n = *len as usize;
                 // Bound the work per input (1-byte frames make a big message expensive).
                 big_budget = big_budget.saturating_sub(n);
                 if big_budget == 0 {
                     continue;
                 }
-                let pattern: Vec<u8> = (0..7u8).map(|i| b'a' + (fill.wrapping_add(i) % 26)).collect();
+                let pattern: Vec<u8> = (0..7u8)
+                    .map(|i| b'a' + (fill.wrapping_add(i) % 26))
+                    .collect();
                 let data: Vec<u8> = pattern.iter().copied().cycle().take(n).collect();
-                let kind = if *text { DataKind::Text } else { DataKind::Binary };
+                let kind = if *text {
+                    DataKind::Text
+                } else {
+                    DataKind::Binary
+                };
                 p.send(*side, kind, &data, None)
             }
             Op::Ping(side, payload) => p.control(*side, true, &payload[..payload.len().min(127)]),

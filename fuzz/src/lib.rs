@@ -103,7 +103,8 @@ pub fn avail() -> Avail {
                 let _ = deflate::client_offer(&DeflateConfig::default());
             }),
             is_stub(|| {
-                let _ = deflate::negotiate_server(&DeflateConfig::default(), &[b"permessage-deflate"]);
+                let _ =
+                    deflate::negotiate_server(&DeflateConfig::default(), &[b"permessage-deflate"]);
             }),
             is_stub(|| {
                 let _ = deflate::accept_response(&DeflateConfig::default(), &[]);
@@ -377,7 +378,10 @@ impl OutputChecker {
                         self.hdr.push(data[pos]);
                         pos += 1;
                     }
-                    Err(e) => panic!("{:?} wrote an undecodable header {:02x?}: {e}", self.role, self.hdr),
+                    Err(e) => panic!(
+                        "{:?} wrote an undecodable header {:02x?}: {e}",
+                        self.role, self.hdr
+                    ),
                 }
             };
             if need_more {
@@ -427,7 +431,10 @@ impl OutputChecker {
         }
         match h.opcode {
             OpCode::Continuation => {
-                assert!(self.in_message, "{role:?} wrote a continuation outside a message");
+                assert!(
+                    self.in_message,
+                    "{role:?} wrote a continuation outside a message"
+                );
                 assert_eq!(h.rsv, 0, "{role:?} set RSV1 on a continuation");
             }
             _ => assert!(
@@ -553,7 +560,10 @@ impl EventChecker {
                 let entry = self
                     .fragments
                     .get_or_insert_with(|| (*kind, Vec::new(), true));
-                assert_eq!(entry.0, *kind, "{role:?}: fragment kind changed mid-message");
+                assert_eq!(
+                    entry.0, *kind,
+                    "{role:?}: fragment kind changed mid-message"
+                );
                 if *kind == DataKind::Text {
                     // Incremental: `entry.1` holds only an unfinished UTF-8 sequence (≤ 3 bytes).
                     entry.1.extend_from_slice(data);
@@ -575,7 +585,11 @@ impl EventChecker {
                 }
             }
             Event::Ping(p) | Event::Pong(p) => {
-                assert!(p.len() <= MAX_CONTROL_PAYLOAD, "{role:?}: control payload {}", p.len());
+                assert!(
+                    p.len() <= MAX_CONTROL_PAYLOAD,
+                    "{role:?}: control payload {}",
+                    p.len()
+                );
             }
             Event::Closed(c) => {
                 assert!(conn.is_closed(), "{role:?}: Closed event but !is_closed()");
@@ -587,12 +601,15 @@ impl EventChecker {
                     "{role:?}: Closed with code {}",
                     c.code
                 );
-                assert!(c.reason.len() <= MAX_REASON_LEN, "{role:?}: reason too long");
+                assert!(
+                    c.reason.len() <= MAX_REASON_LEN,
+                    "{role:?}: reason too long"
+                );
                 if c.clean {
                     assert!(c.error.is_none(), "{role:?}: clean close with error {c:?}");
                 }
                 self.closed = true;
-                self.closed_event = Some(c.clone());
+                self.closed_event = Some(ws_proto::Closed::clone(c));
             }
         }
     }
@@ -891,7 +908,10 @@ impl Driver {
     fn write(&mut self, conn: &mut Connection, mut max: usize) {
         while max > 0 && conn.wants_write() {
             let chunk = conn.pending_output();
-            assert!(!chunk.is_empty(), "wants_write() with empty pending_output()");
+            assert!(
+                !chunk.is_empty(),
+                "wants_write() with empty pending_output()"
+            );
             let n = chunk.len().min(max);
             self.out.feed(&chunk[..n]);
             let before = conn.buffered_amount();

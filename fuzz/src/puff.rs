@@ -47,7 +47,10 @@ impl Huffman {
             count[l as usize] += 1;
         }
         if count[0] as usize == lengths.len() {
-            return Ok(Huffman { count, symbol: Vec::new() });
+            return Ok(Huffman {
+                count,
+                symbol: Vec::new(),
+            });
         }
         let mut left: i32 = 1;
         for &c in &count[1..] {
@@ -113,7 +116,12 @@ impl Puff {
     /// history; returns the message.
     pub fn message(&mut self, data: &[u8]) -> R<Vec<u8>> {
         let start = self.history.len();
-        let mut s = Bits { data, pos: 0, bitbuf: 0, bitcnt: 0 };
+        let mut s = Bits {
+            data,
+            pos: 0,
+            bitbuf: 0,
+            bitcnt: 0,
+        };
         loop {
             let last = s.bits(1)?;
             match s.bits(2)? {
@@ -127,7 +135,10 @@ impl Puff {
                         return Err("stored length mismatch");
                     }
                     s.pos += 4;
-                    let body = s.data.get(s.pos..s.pos + len as usize).ok_or("truncated stored")?;
+                    let body = s
+                        .data
+                        .get(s.pos..s.pos + len as usize)
+                        .ok_or("truncated stored")?;
                     self.history.extend_from_slice(body);
                     s.pos += len as usize;
                     if s.pos == s.data.len() {
@@ -151,8 +162,9 @@ impl Puff {
                     if nlen > 286 || ndist > 30 {
                         return Err("bad counts");
                     }
-                    const ORDER: [usize; 19] =
-                        [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
+                    const ORDER: [usize; 19] = [
+                        16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
+                    ];
                     let mut lengths = [0u8; 320];
                     for &o in &ORDER[..ncode] {
                         lengths[o] = s.bits(3)? as u8;

@@ -157,6 +157,7 @@ macro_rules! behaviour_tests {
             handle_sends_from_another_thread,
             ids_are_unique_while_alive_and_stale_ids_reach_nobody,
             callbacks_use_the_api_on_their_own_and_other_clients,
+            a_callbacks_sends_arrive_in_the_order_issued,
             callback_can_close_its_own_client,
             // shutdown
             graceful_shutdown_closes_with_1001_and_waits_for_replies,

@@ -1543,6 +1543,40 @@ pub fn callbacks_use_the_api_on_their_own_and_other_clients<A: Adapter>() {
     assert_eq!(b.read_text(), "alone");
 }
 
+/// What one callback sends reaches a client in the order it was issued, whether it goes to that
+/// client alone or to everyone, and whichever comes first (an adapter may run some sends at once
+/// and queue others).
+pub fn a_callbacks_sends_arrive_in_the_order_issued<A: Adapter>() {
+    let (probe, events) = Probe::new();
+    let probe = probe.with_action(|api, ev| match ev {
+        Ev::NewClient(c) => api.subscribe(c.id, "room"),
+        Ev::Message(id, Message::Text(t)) if t == "queued first" => {
+            api.send_to_all(text("1"));
+            api.send_text(*id, "2");
+            api.publish("room", text("3"));
+            api.send_text(*id, "4");
+        }
+        Ev::Message(id, Message::Text(t)) if t == "direct first" => {
+            api.send_text(*id, "a");
+            api.send_text(*id, "b");
+            api.send_to_all(text("c"));
+            api.send_text(*id, "d");
+        }
+        _ => {}
+    });
+    let s = TestServer::<A>::start(ServerConfig::new(), (probe, events));
+    let (mut a, ca) = open(&s, "/a");
+    s.events.seen_or_wait("on_subscribed", |e| {
+        matches!(e, Ev::Subscribed(i, _) if *i == ca.id).then_some(())
+    });
+    for _ in 0..3 {
+        a.send_text("queued first");
+        a.send_text("direct first");
+        let got: Vec<String> = (0..8).map(|_| a.read_text()).collect();
+        assert_eq!(got, ["1", "2", "3", "4", "a", "b", "c", "d"]);
+    }
+}
+
 /// A callback closes its own client (on a "kick me" message): the client gets the close frame
 /// with the callback's code and reason.
 pub fn callback_can_close_its_own_client<A: Adapter>() {

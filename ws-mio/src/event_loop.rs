@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use ws_proto::server::{
-    Client, ClientId, Command, CommandSink, Notice, Session, SessionStore, Shutdown, Slab,
-    ACCEPT_RETRY,
+    Client, ClientId, Command, CommandSink, Notice, ServerCore, ServerError, Session, SessionStore,
+    Shutdown, Slab, ACCEPT_RETRY,
 };
 
 use crate::timers::Timers;
@@ -62,16 +62,62 @@ struct Store<'a> {
 
 impl SessionStore for Store<'_> {
     fn with_session(&mut self, id: ClientId, f: &mut dyn FnMut(&mut Session)) {
-        if let Some(c) = self.conns.get_mut(id) {
-            // A close or a backpressure close started now must count its deadline from now,
-            // not from this client's last input.
-            c.session.connection_mut().set_time(self.now);
-            f(&mut c.session);
-            if !c.dirty {
-                c.dirty = true;
-                self.dirty.push(id);
-            }
+        self.command_on(id, f);
+    }
+}
+
+impl Store<'_> {
+    /// Runs a command's `f` on the session of `id`, if it is still there, and lists the session
+    /// for a flush.
+    fn command_on<R>(&mut self, id: ClientId, f: impl FnOnce(&mut Session) -> R) -> Option<R> {
+        let c = self.conns.get_mut(id)?;
+        // A close or a backpressure close started now must count its deadline from now, not
+        // from this client's last input.
+        c.session.connection_mut().set_time(self.now);
+        let r = f(&mut c.session);
+        if !c.dirty {
+            c.dirty = true;
+            self.dirty.push(id);
         }
+        Some(r)
+    }
+}
+
+/// The API of a callback that runs for one connection's event. Its sends go straight to the
+/// receiving session, with no command queued, swapped and dispatched per message (the bulk of
+/// an echo's user time). Everything else goes to the local queue, and so does a send issued
+/// while queued commands wait, which keeps every command in the order it was issued.
+struct Direct<'a> {
+    queue: &'a LocalQueue,
+    /// In a cell because the API is `&self`. A send runs no callback, so it is never borrowed
+    /// twice; should it be, the command is queued instead.
+    store: RefCell<Store<'a>>,
+    /// Sends that failed: the error callback hears of them once this callback has returned.
+    dropped: RefCell<Vec<(Client, ServerError)>>,
+}
+
+impl CommandSink for Direct<'_> {
+    fn submit(&self, command: Command) {
+        let command = match command {
+            Command::Send(to, message) if self.queue.commands.borrow().is_empty() => {
+                match self.store.try_borrow_mut() {
+                    Ok(mut store) => {
+                        let failed = store
+                            .command_on(to, |s| ServerCore::send_now(s, message))
+                            .flatten();
+                        self.dropped.borrow_mut().extend(failed);
+                        return;
+                    }
+                    Err(_) => Command::Send(to, message),
+                }
+            }
+            other => other,
+        };
+        self.queue.submit(command);
+    }
+
+    fn clients(&self) -> Vec<Client> {
+        self.queue.clients()
     }
 }
 
@@ -315,9 +361,21 @@ impl EventLoop {
             {
                 return;
             }
-            self.shared
-                .core
-                .notify(&self.local, conn.session.client(), &mut self.notices);
+            let client = Arc::clone(conn.session.shared_client());
+            let api = Direct {
+                queue: &self.local,
+                store: RefCell::new(Store {
+                    conns: &mut self.conns,
+                    dirty: &mut self.dirty,
+                    now,
+                }),
+                dropped: RefCell::default(),
+            };
+            let core = &self.shared.core;
+            core.notify(&api, &client, &mut self.notices);
+            for (client, e) in api.dropped.into_inner() {
+                core.handler().on_error(&self.local, Some(&client), &e);
+            }
             self.execute_local(now);
         }
     }

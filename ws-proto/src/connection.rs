@@ -72,6 +72,18 @@ impl Message {
         }
     }
 
+    /// The payload bytes, owned.
+    ///
+    /// ```
+    /// assert_eq!(ws_proto::Message::Text("hi".into()).into_bytes(), b"hi");
+    /// ```
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Message::Text(s) => s.into_bytes(),
+            Message::Binary(b) => b,
+        }
+    }
+
     /// The kind of message.
     pub fn kind(&self) -> DataKind {
         match self {
@@ -141,12 +153,12 @@ pub struct Accept {
 pub enum Event {
     /// Server: a valid upgrade request arrived. Answer with [`Connection::accept`] or
     /// [`Connection::respond`].
-    Request(Request),
+    Request(Box<Request>),
     /// Server: a plain HTTP request (no `Upgrade: websocket`) arrived. Answer with
     /// [`Connection::respond`].
-    HttpRequest(Request),
+    HttpRequest(Box<Request>),
     /// Client: the server accepted the handshake.
-    Connected(Response),
+    Connected(Box<Response>),
     /// A complete message (not in streaming mode).
     Message(Message),
     /// Streaming mode: the payload of one data frame; `fin` ends the message.
@@ -163,7 +175,7 @@ pub enum Event {
     /// A pong arrived.
     Pong(Vec<u8>),
     /// The connection is over. Nothing follows this event.
-    Closed(Closed),
+    Closed(Box<Closed>),
 }
 
 #[derive(Debug)]
@@ -729,11 +741,11 @@ impl Connection {
                                     .collect(),
                             };
                             self.state = State::AwaitingDecision(Box::new(pending));
-                            self.events.push_back(Event::Request(req));
+                            self.events.push_back(Event::Request(Box::new(req)));
                         }
                         ParsedRequest::Plain(req) => {
                             self.state = State::AwaitingHttpResponse;
-                            self.events.push_back(Event::HttpRequest(req));
+                            self.events.push_back(Event::HttpRequest(Box::new(req)));
                         }
                     }
                 }
@@ -912,7 +924,7 @@ impl Connection {
         self.clear_timer(Timer::Handshake);
         self.state = State::Open;
         self.last_rx = self.now;
-        self.events.push_back(Event::Connected(resp));
+        self.events.push_back(Event::Connected(Box::new(resp)));
         if !rest.is_empty() {
             self.process_input(rest);
         }
@@ -1007,6 +1019,10 @@ impl Connection {
                             break;
                         }
                     };
+                    if self.whole_message(&header, &buf[pos..]) {
+                        pos += header.payload_len as usize;
+                        continue;
+                    }
                     if let Err(e) = self.on_header(&header) {
                         self.fail_protocol(e);
                         break;
@@ -1042,6 +1058,54 @@ impl Connection {
             }
         }
         pos
+    }
+
+    /// Decodes in one step a message that is a single frame lying whole in `payload` (the bytes
+    /// after its header), the common case of small and mid-sized messages, skipping the
+    /// reassembly machinery. Returns false, having done nothing, when the frame needs the general
+    /// path: fragments, compression, streaming, a partial or very large payload, or anything
+    /// the general path must reject.
+    fn whole_message(&mut self, h: &FrameHeader, payload: &[u8]) -> bool {
+        let kind = match h.opcode {
+            OpCode::Text => DataKind::Text,
+            OpCode::Binary => DataKind::Binary,
+            _ => return false,
+        };
+        let len = h.payload_len;
+        if !h.fin
+            || h.rsv != 0
+            || self.incoming.is_some()
+            || self.config.streaming
+            || h.mask.is_some() != (self.role == Role::Server)
+            || len > payload.len() as u64
+            || len >= reuse::MIN_POOLED_CAPACITY as u64
+            || len > self.config.max_frame_size as u64
+            || len > self.config.max_message_size as u64
+        {
+            return false;
+        }
+        let payload = &payload[..len as usize];
+        let mut data = if payload.len() <= reuse::SMALL_CAPACITY {
+            reuse::take_small(payload.len())
+        } else {
+            Vec::with_capacity(payload.len())
+        };
+        data.extend_from_slice(payload);
+        if let Some(k) = h.mask {
+            apply_mask(&mut data, k, 0);
+        }
+        let message = match kind {
+            DataKind::Text => match String::from_utf8(data) {
+                Ok(text) => Message::Text(text),
+                Err(_) => {
+                    self.fail_protocol(ProtocolError::InvalidUtf8);
+                    return true;
+                }
+            },
+            DataKind::Binary => Message::Binary(data),
+        };
+        self.events.push_back(Event::Message(message));
+        true
     }
 
     /// Records `n` more payload bytes of the current frame as received.
@@ -1407,13 +1471,13 @@ impl Connection {
         if self.transport == Transport::CloseNow {
             self.out.clear();
         }
-        self.events.push_back(Event::Closed(Closed {
+        self.events.push_back(Event::Closed(Box::new(Closed {
             by,
             code,
             reason,
             error,
             clean,
-        }));
+        })));
     }
 
     // ----- frames out -----
@@ -1445,14 +1509,14 @@ impl Connection {
             && self.sending_stream.is_none()
             && self.check_can_send_data().is_ok();
         if !zero_copy {
-            return self.send(&message);
+            let result = self.send(&message);
+            // Copied into the output: the next small message that arrives can have its buffer.
+            reuse::give_small(message.into_bytes());
+            return result;
         }
         self.admit(self.framed_len(len))?;
         let kind = message.kind();
-        let payload = match message {
-            Message::Text(t) => t.into_bytes(),
-            Message::Binary(b) => b,
-        };
+        let payload = message.into_bytes();
         let header = FrameHeader {
             fin: true,
             rsv: 0,

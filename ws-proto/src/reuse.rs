@@ -12,6 +12,10 @@
 //!
 //! The pool never raises peak memory (it only holds what was in use a moment before); it
 //! delays returning at most [`MAX_POOLED_BYTES`] to the system.
+//!
+//! Small messages have a pool of their own, per thread ([`take_small`], [`give_small`]): an echo
+//! or a relay copies a small message into the output and drops it, and the next message that
+//! arrives takes its buffer back instead of a malloc and a free per message.
 
 #[cfg(not(test))]
 use std::sync::Mutex;
@@ -61,6 +65,44 @@ struct Pool {
     bufs: Vec<Vec<u8>>,
 }
 
+/// Largest small-message buffer kept, and how many a thread keeps. A relay alternates one
+/// take with one give, so a few suffice; a thread (ws-std runs one per client) holds at most
+/// 16 KiB this way.
+pub(crate) const SMALL_CAPACITY: usize = 4 << 10;
+const SMALL_POOLED: usize = 4;
+
+thread_local! {
+    static SMALL: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// An empty buffer with room for `len` bytes (at most [`SMALL_CAPACITY`]), recycled when one is
+/// kept.
+pub(crate) fn take_small(len: usize) -> Vec<u8> {
+    debug_assert!(len <= SMALL_CAPACITY);
+    match SMALL.with(|p| p.borrow_mut().pop()) {
+        Some(mut v) => {
+            v.reserve_exact(len);
+            v
+        }
+        None => Vec::with_capacity(len.max(64)),
+    }
+}
+
+/// Keeps a small message's buffer for [`take_small`]; frees it when it is large or the pool is
+/// full.
+pub(crate) fn give_small(mut buf: Vec<u8>) {
+    if buf.capacity() == 0 || buf.capacity() > SMALL_CAPACITY {
+        return;
+    }
+    buf.clear();
+    SMALL.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < SMALL_POOLED {
+            p.push(buf);
+        }
+    });
+}
+
 impl Pool {
     fn give(&mut self, buf: Vec<u8>) {
         let cap = buf.capacity();
@@ -91,6 +133,30 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_buffers_are_recycled_within_bounds() {
+        let a = take_small(100);
+        assert!(a.is_empty() && a.capacity() >= 100);
+        let ptr = a.as_ptr();
+        give_small(a);
+        let b = take_small(10);
+        assert_eq!(b.as_ptr(), ptr, "the kept buffer is handed out again");
+        assert!(b.is_empty());
+        let c = take_small(SMALL_CAPACITY);
+        assert!(c.capacity() >= SMALL_CAPACITY, "grown to fit");
+        give_small(Vec::with_capacity(SMALL_CAPACITY + 1));
+        for _ in 0..SMALL_POOLED + 3 {
+            give_small(vec![1; 8]);
+        }
+        let kept = SMALL.with(|p| p.borrow().len());
+        assert_eq!(
+            kept, SMALL_POOLED,
+            "large buffers are freed, the pool is bounded"
+        );
+        SMALL.with(|p| p.borrow_mut().clear());
+        drop((b, c));
+    }
 
     #[test]
     fn keeps_large_buffers_within_bounds_and_hands_out_the_smallest_fit() {

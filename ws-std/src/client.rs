@@ -140,10 +140,10 @@ impl Client {
         loop {
             match client.next_event()? {
                 Event::Connected(response) => {
-                    client.response = response;
+                    client.response = *response;
                     return Ok(client);
                 }
-                Event::Closed(closed) => return Err(handshake_error(closed)),
+                Event::Closed(closed) => return Err(handshake_error(*closed)),
                 _ => {}
             }
         }
@@ -194,7 +194,7 @@ impl Client {
                 Event::Closed(closed) => {
                     self.await_transport_end();
                     self.finished = true;
-                    return Ok(ClientEvent::Closed(closed));
+                    return Ok(ClientEvent::Closed(*closed));
                 }
                 _ => {}
             }

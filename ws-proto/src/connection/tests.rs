@@ -813,6 +813,9 @@ fn arb_client_stream() -> impl Strategy<Value = Vec<u8>> {
         }),
         proptest::collection::vec(any::<u8>(), 0..300).prop_map(|b| cframe(2, true, &b)),
         proptest::collection::vec(any::<u8>(), 0..125).prop_map(|b| cframe(9, true, &b)),
+        // Text that is mostly invalid UTF-8: the whole-frame path and the incremental one must
+        // fail alike.
+        proptest::collection::vec(any::<u8>(), 1..12).prop_map(|b| cframe(1, true, &b)),
     ];
     proptest::collection::vec(msg, 0..8).prop_map(|v| v.concat())
 }
@@ -1415,5 +1418,31 @@ fn no_direct_read_while_other_input_waits() {
     assert_eq!(
         s.poll_event(),
         Some(Event::Message(Message::Binary(vec![1; 1_300_000])))
+    );
+}
+
+#[test]
+fn a_small_message_echoed_gives_its_buffer_to_the_next_message() {
+    let mut s = server();
+    s.receive(&cframe(1, true, b"first"), t0());
+    let Some(Event::Message(first)) = s.poll_event() else {
+        panic!("a message")
+    };
+    let buffer = first.as_bytes().as_ptr();
+    s.send_owned(first).unwrap();
+    s.receive(&cframe(2, true, b"second"), t0());
+    let Some(Event::Message(second)) = s.poll_event() else {
+        panic!("a message")
+    };
+    assert_eq!(second, Message::Binary(b"second".to_vec()));
+    assert_eq!(
+        second.as_bytes().as_ptr(),
+        buffer,
+        "the echoed message's buffer was reused"
+    );
+    assert_eq!(
+        drain_output(&mut s),
+        [&[0x81, 5][..], b"first"].concat(),
+        "the echo was copied out before its buffer was reused"
     );
 }

@@ -224,16 +224,33 @@ impl ServerCore {
         let mut failed = None;
         store.with_session(id, &mut |s| {
             if let Err(e) = f(s) {
-                failed = Some((s.client().clone(), e));
+                failed = Self::failure(s, e);
             }
         });
         if let Some((client, e)) = failed {
-            // A client that is closing simply gets nothing more; only drops are news.
-            if e == Error::BufferFull {
-                log::debug!("{}: message dropped, output buffer full", client.id);
-                self.handler
-                    .on_error(api, Some(&client), &ServerError::MessageDropped(e));
-            }
+            self.handler.on_error(api, Some(&client), &e);
         }
+    }
+
+    /// Sends `message` to `session` at once, for an adapter that runs a callback's sends to a
+    /// session it holds without queueing them as commands. Returns what the error callback must
+    /// hear, if anything; the adapter reports it once the running callback has returned (a
+    /// callback is never entered from inside another).
+    pub fn send_now(session: &mut Session, message: Message) -> Option<(Client, ServerError)> {
+        session
+            .send(message)
+            .err()
+            .and_then(|e| Self::failure(session, e))
+    }
+
+    /// What the callbacks hear of a failed send: a client that is closing simply gets nothing
+    /// more; only drops are news.
+    fn failure(session: &Session, e: Error) -> Option<(Client, ServerError)> {
+        if e != Error::BufferFull {
+            return None;
+        }
+        let client = session.client().clone();
+        log::debug!("{}: message dropped, output buffer full", client.id);
+        Some((client, ServerError::MessageDropped(e)))
     }
 }

@@ -29,7 +29,7 @@ pub enum Notice {
     /// The client left; it was unsubscribed from `services`.
     Left {
         /// How the connection ended.
-        closed: Closed,
+        closed: Box<Closed>,
         /// Services it was subscribed to.
         services: Vec<String>,
     },
@@ -89,6 +89,12 @@ impl Session {
 
     /// Who the client is.
     pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Who the client is, shared: an adapter that hands the session to commands while a
+    /// callback runs gives the callback this instead of a borrow of the session.
+    pub fn shared_client(&self) -> &Arc<Client> {
         &self.client
     }
 
