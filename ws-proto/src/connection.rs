@@ -1511,7 +1511,7 @@ impl Connection {
         if !zero_copy {
             let result = self.send(&message);
             // Copied into the output: the next small message that arrives can have its buffer.
-            reuse::give_small(message.into_bytes());
+            reuse::give_message(message.into_bytes());
             return result;
         }
         self.admit(self.framed_len(len))?;

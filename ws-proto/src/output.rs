@@ -72,14 +72,18 @@ impl SharedFrame {
 
 #[derive(Debug)]
 enum Chunk {
+    /// This connection's own frames, appended one after another.
     Owned(Vec<u8>),
+    /// A message's payload, queued as it is: never appended to, and given back to the message
+    /// buffer pools once written.
+    Payload(Vec<u8>),
     Shared(Arc<[u8]>),
 }
 
 impl Chunk {
     fn bytes(&self) -> &[u8] {
         match self {
-            Chunk::Owned(v) => v,
+            Chunk::Owned(v) | Chunk::Payload(v) => v,
             Chunk::Shared(a) => a,
         }
     }
@@ -121,12 +125,7 @@ fn pooled_buffer() -> Vec<u8> {
 }
 
 fn recycle_buffer(mut v: Vec<u8>) {
-    if v.capacity() > POOL_BUFFER_MAX {
-        // A large message sent without a copy: the next large message can use it.
-        crate::reuse::give(v);
-        return;
-    }
-    if v.capacity() == 0 {
+    if v.capacity() == 0 || v.capacity() > POOL_BUFFER_MAX {
         return;
     }
     v.clear();
@@ -190,11 +189,12 @@ impl OutputQueue {
         r
     }
 
-    /// Queues an owned buffer as it is (a large payload: no copy into the coalescing buffer).
+    /// Queues a message's payload as it is (no copy into the coalescing buffer). Once written,
+    /// its buffer goes to the next message that arrives (see [`crate::reuse`]).
     pub fn push_owned(&mut self, bytes: Vec<u8>) {
         let q = self.queue();
         q.len += bytes.len();
-        q.chunks.push_back(Chunk::Owned(bytes));
+        q.chunks.push_back(Chunk::Payload(bytes));
     }
 
     /// Queues a shared frame without copying it.
@@ -244,8 +244,10 @@ impl OutputQueue {
             }
             n -= front_len;
             q.head = 0;
-            if let Some(Chunk::Owned(v)) = q.chunks.pop_front() {
-                recycle_buffer(v);
+            match q.chunks.pop_front() {
+                Some(Chunk::Owned(v)) => recycle_buffer(v),
+                Some(Chunk::Payload(v)) => crate::reuse::give_message(v),
+                _ => {}
             }
         }
         if q.chunks.is_empty() {

@@ -13,9 +13,10 @@
 //! The pool never raises peak memory (it only holds what was in use a moment before); it
 //! delays returning at most [`MAX_POOLED_BYTES`] to the system.
 //!
-//! Small messages have a pool of their own, per thread ([`take_small`], [`give_small`]): an echo
-//! or a relay copies a small message into the output and drops it, and the next message that
-//! arrives takes its buffer back instead of a malloc and a free per message.
+//! Smaller messages have a pool of their own, per thread ([`take_small`], [`give_message`]): an
+//! echo or a relay copies a small message into the output, or queues a larger one as it is,
+//! and the next message that arrives takes its buffer back instead of a malloc and a free per
+//! message.
 
 #[cfg(not(test))]
 use std::sync::Mutex;
@@ -65,18 +66,19 @@ struct Pool {
     bufs: Vec<Vec<u8>>,
 }
 
-/// Largest small-message buffer kept, and how many a thread keeps. A relay alternates one
-/// take with one give, so a few suffice; a thread (ws-std runs one per client) holds at most
-/// 16 KiB this way.
-pub(crate) const SMALL_CAPACITY: usize = 4 << 10;
+/// Largest small-message buffer kept, how many a thread keeps and how many bytes. A relay
+/// alternates one take with one give, so a few suffice; a thread (ws-std runs one per client)
+/// holds at most 64 KiB this way.
+pub(crate) const SMALL_CAPACITY: usize = 32 << 10;
 const SMALL_POOLED: usize = 4;
+const SMALL_POOLED_BYTES: usize = 64 << 10;
 
 thread_local! {
     static SMALL: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// An empty buffer with room for `len` bytes (at most [`SMALL_CAPACITY`]), recycled when one is
-/// kept.
+/// kept: the same few buffers then carry message after message, warm in the cache.
 pub(crate) fn take_small(len: usize) -> Vec<u8> {
     debug_assert!(len <= SMALL_CAPACITY);
     match SMALL.with(|p| p.borrow_mut().pop()) {
@@ -88,16 +90,22 @@ pub(crate) fn take_small(len: usize) -> Vec<u8> {
     }
 }
 
-/// Keeps a small message's buffer for [`take_small`]; frees it when it is large or the pool is
-/// full.
-pub(crate) fn give_small(mut buf: Vec<u8>) {
-    if buf.capacity() == 0 || buf.capacity() > SMALL_CAPACITY {
+/// Keeps a message's buffer for [`take_small`] (or [`give`], if it is large); frees it when the
+/// pools are full.
+pub(crate) fn give_message(mut buf: Vec<u8>) {
+    let cap = buf.capacity();
+    if cap >= MIN_POOLED_CAPACITY {
+        give(buf);
+        return;
+    }
+    if cap == 0 || cap > SMALL_CAPACITY {
         return;
     }
     buf.clear();
     SMALL.with(|p| {
         let mut p = p.borrow_mut();
-        if p.len() < SMALL_POOLED {
+        let held: usize = p.iter().map(Vec::capacity).sum();
+        if p.len() < SMALL_POOLED && held + cap <= SMALL_POOLED_BYTES {
             p.push(buf);
         }
     });
@@ -139,15 +147,15 @@ mod tests {
         let a = take_small(100);
         assert!(a.is_empty() && a.capacity() >= 100);
         let ptr = a.as_ptr();
-        give_small(a);
+        give_message(a);
         let b = take_small(10);
         assert_eq!(b.as_ptr(), ptr, "the kept buffer is handed out again");
         assert!(b.is_empty());
         let c = take_small(SMALL_CAPACITY);
         assert!(c.capacity() >= SMALL_CAPACITY, "grown to fit");
-        give_small(Vec::with_capacity(SMALL_CAPACITY + 1));
+        give_message(Vec::with_capacity(SMALL_CAPACITY + 1));
         for _ in 0..SMALL_POOLED + 3 {
-            give_small(vec![1; 8]);
+            give_message(vec![1; 8]);
         }
         let kept = SMALL.with(|p| p.borrow().len());
         assert_eq!(
