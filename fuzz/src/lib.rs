@@ -875,7 +875,22 @@ impl Driver {
         // Auto pongs and close echoes: at most 3x what came in (a client masks its replies);
         // or a close frame with a reason (at most 6 + 125 bytes) when it fails the connection.
         self.budget += 3 * data.len() + 16 + 131;
-        conn.receive(data, now);
+        // As ws-mio reads: a vectored read straight into a message when the connection
+        // predicts one (the spill is small, so that the rest often goes the ordinary way).
+        let mut spill = [0u8; 64];
+        let taken = conn.receive_scattered(now, &mut spill, |slices| {
+            let mut n = 0;
+            for slice in slices.iter_mut() {
+                let k = slice.len().min(data.len() - n);
+                slice[..k].copy_from_slice(&data[n..n + k]);
+                n += k;
+            }
+            Ok(n)
+        });
+        let taken = taken.map_or(0, |r| r.expect("the read cannot fail"));
+        if taken < data.len() {
+            conn.receive(&data[taken..], now);
+        }
         self.drain_events(conn);
     }
 

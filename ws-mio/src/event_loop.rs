@@ -295,13 +295,22 @@ impl EventLoop {
                 // Closed: only flushing remains; leave further input unread.
                 return;
             }
-            // A large payload goes straight into its message; anything else through read_buf.
+            // A large payload goes straight into its message, and so does a mid-sized one the
+            // previous message predicts; anything else goes through read_buf.
             let mut asked = 0;
             let stream = &mut conn.stream;
-            let (result, direct) = match conn.session.receive_direct(now, |space| {
+            let direct = conn.session.receive_direct(now, |space| {
                 asked = space.len();
                 stream.read(space)
-            }) {
+            });
+            let direct = direct.or_else(|| {
+                conn.session
+                    .receive_scattered(now, &mut self.read_buf, |slices| {
+                        asked = slices.iter().map(|s| s.len()).sum();
+                        stream.read_vectored(slices)
+                    })
+            });
+            let (result, direct) = match direct {
                 Some(r) => (r, true),
                 None => {
                     asked = self.read_buf.len();

@@ -190,7 +190,7 @@ impl OutputQueue {
     }
 
     /// Queues a message's payload as it is (no copy into the coalescing buffer). Once written,
-    /// its buffer goes to the next message that arrives (see [`crate::reuse`]).
+    /// its buffer goes to the next message that arrives.
     pub fn push_owned(&mut self, bytes: Vec<u8>) {
         let q = self.queue();
         q.len += bytes.len();

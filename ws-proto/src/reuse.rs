@@ -66,12 +66,15 @@ struct Pool {
     bufs: Vec<Vec<u8>>,
 }
 
-/// Largest small-message buffer kept, how many a thread keeps and how many bytes. A relay
-/// alternates one take with one give, so a few suffice; a thread (ws-std runs one per client)
-/// holds at most 64 KiB this way.
+/// Largest small-message buffer kept, how many a thread keeps and how many bytes. A thread
+/// holds about as many as it had messages in flight at once: one per client thread in ws-std;
+/// in ws-mio, one per connection read in a wake-up before the replies are written, so the
+/// bounds are those of a busy event loop (at most 256 KiB per thread).
 pub(crate) const SMALL_CAPACITY: usize = 32 << 10;
-const SMALL_POOLED: usize = 4;
-const SMALL_POOLED_BYTES: usize = 64 << 10;
+// A predicted message size (`Connection::predicted`) is at most this, and fits in 16 bits.
+const _: () = assert!(SMALL_CAPACITY <= u16::MAX as usize);
+const SMALL_POOLED: usize = 16;
+const SMALL_POOLED_BYTES: usize = 256 << 10;
 
 thread_local! {
     static SMALL: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -83,6 +86,7 @@ pub(crate) fn take_small(len: usize) -> Vec<u8> {
     debug_assert!(len <= SMALL_CAPACITY);
     match SMALL.with(|p| p.borrow_mut().pop()) {
         Some(mut v) => {
+            v.clear();
             v.reserve_exact(len);
             v
         }
@@ -90,9 +94,21 @@ pub(crate) fn take_small(len: usize) -> Vec<u8> {
     }
 }
 
+/// A buffer of at least `len` initialised bytes (`len` at most [`SMALL_CAPACITY`]) to read a
+/// message into: a kept buffer's old contents serve as such, so usually nothing is cleared.
+pub(crate) fn take_initialised(len: usize) -> Vec<u8> {
+    debug_assert!(len <= SMALL_CAPACITY);
+    let mut v = SMALL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
+    // Only bytes the buffer never held are zeroed.
+    if v.len() < len {
+        v.resize(len, 0);
+    }
+    v
+}
+
 /// Keeps a message's buffer for [`take_small`] (or [`give`], if it is large); frees it when the
 /// pools are full.
-pub(crate) fn give_message(mut buf: Vec<u8>) {
+pub(crate) fn give_message(buf: Vec<u8>) {
     let cap = buf.capacity();
     if cap >= MIN_POOLED_CAPACITY {
         give(buf);
@@ -101,7 +117,7 @@ pub(crate) fn give_message(mut buf: Vec<u8>) {
     if cap == 0 || cap > SMALL_CAPACITY {
         return;
     }
-    buf.clear();
+    // Not cleared: its bytes are initialised space for `take_initialised`.
     SMALL.with(|p| {
         let mut p = p.borrow_mut();
         let held: usize = p.iter().map(Vec::capacity).sum();

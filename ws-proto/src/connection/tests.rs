@@ -1446,3 +1446,117 @@ fn a_small_message_echoed_gives_its_buffer_to_the_next_message() {
         "the echo was copied out before its buffer was reused"
     );
 }
+
+/// Feeds `input` as an adapter reading with [`Connection::receive_scattered`] would: a vectored
+/// read whenever it applies, a plain read otherwise, each read bringing at most the next of
+/// `limits` bytes, events drained after every read. Returns the events, the output, and how
+/// many reads were vectored.
+fn run_scattered(input: &[u8], limits: &[usize]) -> (Vec<Event>, Vec<u8>, usize) {
+    let mut s = server();
+    let mut spill = vec![0u8; 40_000];
+    let (mut pos, mut reads, mut scattered) = (0, 0, 0);
+    let mut evs = Vec::new();
+    while pos < input.len() {
+        let limit = limits.get(reads).copied().unwrap_or(usize::MAX).max(1);
+        reads += 1;
+        let src = &input[pos..];
+        let r = s.receive_scattered(t0(), &mut spill, |slices| {
+            let mut n = 0;
+            for slice in slices.iter_mut() {
+                let k = slice.len().min(src.len() - n).min(limit - n);
+                slice[..k].copy_from_slice(&src[n..n + k]);
+                n += k;
+            }
+            Ok(n)
+        });
+        match r {
+            Some(r) => {
+                pos += r.unwrap();
+                scattered += 1;
+            }
+            None => {
+                let n = src.len().min(limit).min(spill.len());
+                s.receive(&src[..n], t0());
+                pos += n;
+            }
+        }
+        evs.extend(events(&mut s));
+    }
+    (evs, drain_output(&mut s), scattered)
+}
+
+/// Writes of a peer: mostly runs of messages of one mid size.
+fn arb_same_size_writes() -> impl Strategy<Value = Vec<Vec<u8>>> {
+    let msg = prop_oneof![
+        // Runs of one mid size, so that each message predicts the next.
+        4 => (prop_oneof![Just(4096usize), Just(5000), Just(16384)], any::<u8>(), any::<bool>())
+            .prop_map(|(n, b, text)| if text {
+                cframe(1, true, &vec![b'a' + b % 26; n])
+            } else {
+                cframe(2, true, &vec![b; n])
+            }),
+        1 => proptest::collection::vec(any::<u8>(), 0..20).prop_map(|b| cframe(9, true, &b)),
+        1 => proptest::collection::vec(any::<u8>(), 0..300).prop_map(|b| cframe(2, true, &b)),
+        // Text that is not UTF-8, and a fragmented message.
+        1 => Just([cframe(1, true, &[b'x'; 4999]), vec![0xff]].concat()),
+        1 => Just([cframe(2, false, &[1; 5000]), cframe(0, true, &[2; 5000])].concat()),
+    ];
+    proptest::collection::vec(msg, 1..8)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn scattered_reads_give_the_same_events_and_output(writes in arb_same_size_writes(),
+            limits in proptest::collection::vec(1usize..40_000, 0..20)) {
+        let input = writes.concat();
+        let whole = run_split(&input, &[]);
+        // Reads of any size: mostly the prediction misses or the frame is cut.
+        let (evs, out, _) = run_scattered(&input, &limits);
+        prop_assert_eq!(&whole, &(evs.clone(), out.clone()));
+        // A read per write, as a peer with one message in flight: mostly hits.
+        let per_write: Vec<usize> = writes.iter().map(Vec::len).collect();
+        let (evs, out, _) = run_scattered(&input, &per_write);
+        prop_assert_eq!(&whole, &(evs, out));
+        // Two writes per read: a hit with the next frame behind it.
+        let per_two: Vec<usize> = per_write.chunks(2).map(|c| c.iter().sum()).collect();
+        let (evs, out, _) = run_scattered(&input, &per_two);
+        prop_assert_eq!(&whole, &(evs, out));
+    }
+}
+
+#[test]
+fn a_run_of_same_size_messages_is_read_in_place() {
+    let input: Vec<u8> = (0..6u8)
+        .flat_map(|i| cframe(2, true, &[i; 16384]))
+        .collect();
+    // One frame per read, as a peer with one message in flight sends them.
+    let (evs, _, scattered) = run_scattered(&input, &[16384 + 8; 6]);
+    let expect: Vec<Event> = (0..6u8)
+        .map(|i| Event::Message(Message::Binary(vec![i; 16384])))
+        .collect();
+    assert_eq!(evs, expect);
+    // The first read is plain (nothing predicted yet); its message predicts the rest.
+    assert_eq!(scattered, 5);
+    let mut s = server();
+    assert!(
+        s.receive_scattered(t0(), &mut [], |_| unreachable!())
+            .is_none(),
+        "no prediction before any message"
+    );
+}
+
+#[test]
+fn invalid_utf8_read_in_place_is_closed_with_1007() {
+    let mut input = cframe(1, true, &[b'a'; 8000]);
+    let mut bad = vec![b'a'; 8000];
+    bad[4000] = 0xc3;
+    input.extend(cframe(1, true, &bad));
+    let (evs, out, scattered) = run_scattered(&input, &[8000 + 8]);
+    assert_eq!(scattered, 1);
+    assert!(
+        matches!(&evs[..], [Event::Message(_), Event::Closed(c)] if c.code == 1007),
+        "{evs:?}"
+    );
+    assert_eq!((out[0], &out[2..4]), (0x88, &[0x03, 0xef][..]), "{out:?}");
+}

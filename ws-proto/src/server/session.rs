@@ -159,6 +159,21 @@ impl Session {
         self.conn.receive_direct(now, read)
     }
 
+    /// Reads a mid-sized message straight into a buffer of its own: see
+    /// [`Connection::receive_scattered`]. Never on a TLS session.
+    pub fn receive_scattered(
+        &mut self,
+        now: Instant,
+        spill: &mut [u8],
+        read: impl FnOnce(&mut [std::io::IoSliceMut<'_>]) -> std::io::Result<usize>,
+    ) -> Option<std::io::Result<usize>> {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return None;
+        }
+        self.conn.receive_scattered(now, spill, read)
+    }
+
     /// The transport reached end of stream or failed.
     pub fn receive_eof(&mut self, now: Instant) {
         self.conn.receive_eof(now);
