@@ -1165,6 +1165,18 @@ fn idle_connection_is_small() {
             "{} bytes",
             std::mem::size_of::<Connection>()
         );
+        // Moved several times per message on its way to a callback: the rare, large events
+        // carry their payload boxed.
+        assert!(
+            std::mem::size_of::<Event>() <= 40,
+            "Event: {} bytes",
+            std::mem::size_of::<Event>()
+        );
+        assert!(
+            std::mem::size_of::<crate::server::Notice>() <= 40,
+            "Notice: {} bytes",
+            std::mem::size_of::<crate::server::Notice>()
+        );
     }
     let mut s = server();
     s.receive(&cframe(1, true, b"hello"), t0());
