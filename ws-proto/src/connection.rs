@@ -1568,10 +1568,12 @@ impl Connection {
 
     /// Bytes a payload takes once split into frames of `outgoing_frame_size`, headers included.
     fn framed_len(&self, payload: usize) -> usize {
-        let frames = payload
-            .div_ceil(self.config.outgoing_frame_size.max(1))
-            .max(1);
-        payload + frames * MAX_HEADER_LEN
+        let max = self.config.outgoing_frame_size.max(1);
+        // One frame, the common case, without the division.
+        if payload <= max {
+            return payload + MAX_HEADER_LEN;
+        }
+        payload + payload.div_ceil(max) * MAX_HEADER_LEN
     }
 
     /// Applies the backpressure policy before queueing `len` more bytes.
@@ -1595,15 +1597,14 @@ impl Connection {
         if self.sending_stream.is_some() {
             return Err(Error::StreamState);
         }
-        let mut compressed = match self.deflate.as_mut() {
-            Some(d) => std::mem::take(&mut d.scratch),
-            None => Vec::new(),
+        let Some(d) = self.deflate.as_mut() else {
+            self.admit(self.framed_len(payload.len()))?;
+            self.write_data(kind.opcode(), payload, 0, true);
+            return Ok(());
         };
+        let mut compressed = std::mem::take(&mut d.scratch);
         compressed.clear();
-        let use_deflate = match self.deflate.as_mut() {
-            Some(d) => d.codec.compress(payload, &mut compressed),
-            None => false,
-        };
+        let use_deflate = d.codec.compress(payload, &mut compressed);
         let body: &[u8] = if use_deflate { &compressed } else { payload };
         let result = self.admit(self.framed_len(body.len())).map(|()| {
             self.write_data(

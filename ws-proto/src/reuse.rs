@@ -77,7 +77,30 @@ const SMALL_POOLED: usize = 16;
 const SMALL_POOLED_BYTES: usize = 256 << 10;
 
 thread_local! {
-    static SMALL: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SMALL: std::cell::RefCell<SmallPool> = const {
+        std::cell::RefCell::new(SmallPool { bufs: Vec::new(), held: 0 })
+    };
+}
+
+struct SmallPool {
+    bufs: Vec<Vec<u8>>,
+    /// Capacity of `bufs`, in bytes.
+    held: usize,
+}
+
+impl SmallPool {
+    fn pop(&mut self) -> Option<Vec<u8>> {
+        let v = self.bufs.pop()?;
+        self.held -= v.capacity();
+        Some(v)
+    }
+
+    fn push(&mut self, v: Vec<u8>) {
+        if self.bufs.len() < SMALL_POOLED && self.held + v.capacity() <= SMALL_POOLED_BYTES {
+            self.held += v.capacity();
+            self.bufs.push(v);
+        }
+    }
 }
 
 /// An empty buffer with room for `len` bytes (at most [`SMALL_CAPACITY`]), recycled when one is
@@ -112,19 +135,10 @@ pub(crate) fn give_message(buf: Vec<u8>) {
     let cap = buf.capacity();
     if cap >= MIN_POOLED_CAPACITY {
         give(buf);
-        return;
+    } else if cap != 0 && cap <= SMALL_CAPACITY {
+        // Not cleared: its bytes are initialised space for `take_initialised`.
+        SMALL.with(|p| p.borrow_mut().push(buf));
     }
-    if cap == 0 || cap > SMALL_CAPACITY {
-        return;
-    }
-    // Not cleared: its bytes are initialised space for `take_initialised`.
-    SMALL.with(|p| {
-        let mut p = p.borrow_mut();
-        let held: usize = p.iter().map(Vec::capacity).sum();
-        if p.len() < SMALL_POOLED && held + cap <= SMALL_POOLED_BYTES {
-            p.push(buf);
-        }
-    });
 }
 
 impl Pool {
@@ -173,12 +187,17 @@ mod tests {
         for _ in 0..SMALL_POOLED + 3 {
             give_message(vec![1; 8]);
         }
-        let kept = SMALL.with(|p| p.borrow().len());
+        let kept = SMALL.with(|p| p.borrow().bufs.len());
         assert_eq!(
             kept, SMALL_POOLED,
             "large buffers are freed, the pool is bounded"
         );
-        SMALL.with(|p| p.borrow_mut().clear());
+        SMALL.with(|p| {
+            *p.borrow_mut() = SmallPool {
+                bufs: Vec::new(),
+                held: 0,
+            }
+        });
         drop((b, c));
     }
 
