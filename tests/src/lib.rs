@@ -174,6 +174,7 @@ macro_rules! behaviour_tests {
             keepalive_drops_client_that_never_answers_pings,
             keepalive_keeps_client_that_answers_pings,
             slow_consumer_messages_are_dropped_and_reported,
+            a_callbacks_sends_to_a_client_that_never_reads_are_dropped_and_reported,
             slow_consumer_is_closed_with_close_policy,
         );
     };

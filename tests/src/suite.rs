@@ -2038,6 +2038,63 @@ pub fn slow_consumer_messages_are_dropped_and_reported<A: Adapter>() {
     assert_echo(&mut fast, "fast is fine");
 }
 
+/// backpressure(64 KiB, DropMessage): what a callback sends straight to a client that never
+/// reads is dropped once that client's output is full, each drop is reported with
+/// on_error(MessageDropped), and the sender's own replies are unaffected.
+pub fn a_callbacks_sends_to_a_client_that_never_reads_are_dropped_and_reported<A: Adapter>() {
+    let (probe, events) = Probe::new();
+    let probe = probe.with_action(|api, ev| {
+        if let Ev::Message(id, Message::Text(t)) = ev {
+            if t == "feed" {
+                for c in api.clients().iter().filter(|c| c.path == "/slow") {
+                    api.send(c.id, Message::Binary(vec![7; 16 << 10]));
+                }
+                api.send_text(*id, "fed");
+            }
+        }
+    });
+    let s = TestServer::<A>::start(
+        ServerConfig::new().backpressure(64 << 10, Backpressure::DropMessage),
+        (probe, events),
+    );
+    let (_slow, cs) = open(&s, "/slow");
+    let (mut fast, cf) = open(&s, "/fast");
+    // The kernel's buffers take a few MiB first; 4000 rounds of 16 KiB are far more.
+    let dropped = |s: &TestServer<A>| {
+        s.events.drain();
+        s.events.count(
+            |e| matches!(e, Ev::Error(Some(id), ServerError::MessageDropped(_)) if *id == cs.id),
+        )
+    };
+    let mut rounds = 0;
+    while dropped(&s) == 0 {
+        rounds += 1;
+        assert!(
+            rounds <= 4000,
+            "no drop reported: {:#?}",
+            s.events.history()
+        );
+        fast.send_text("feed");
+        assert_eq!(fast.read_text(), "fed");
+    }
+    for _ in 0..5 {
+        fast.send_text("feed");
+        assert_eq!(fast.read_text(), "fed", "the sender is unaffected");
+    }
+    assert!(
+        dropped(&s) >= 5,
+        "every further send is dropped and reported"
+    );
+    assert_eq!(
+        s.events
+            .count(|e| matches!(e, Ev::Error(Some(id), _) if *id == cf.id)),
+        0,
+        "{:#?}",
+        s.events.history()
+    );
+    assert_eq!(ids(&s), [cs.id, cf.id].into(), "nobody is closed");
+}
+
 /// backpressure(64 KiB, Close): a client that never reads is closed (on_client_left with
 /// OutputOverflow, at once: it cannot take its close frame, so its socket may linger until the
 /// close timeout, here 30 s, but the application hears at once that it is gone) and the others
