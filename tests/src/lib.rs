@@ -90,6 +90,7 @@ macro_rules! behaviour_tests {
             connect_reports_client_with_peer_address_and_path,
             echoes_text_and_binary,
             echoes_empty_and_large_messages,
+            runs_of_same_size_messages_are_echoed_exactly,
             reassembles_fragmented_messages,
             control_frames_between_fragments_are_answered,
             utf8_character_split_across_fragments_is_accepted,

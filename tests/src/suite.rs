@@ -176,6 +176,48 @@ pub fn echoes_empty_and_large_messages<A: Adapter>() {
     }
 }
 
+/// A run of messages of one mid size, one in flight (the pattern a server may read straight
+/// into the next message's buffer), interrupted by other sizes, a ping, a fragmented message and
+/// two frames in one write, is echoed exactly.
+pub fn runs_of_same_size_messages_are_echoed_exactly<A: Adapter>() {
+    let s = TestServer::<A>::echo();
+    let (mut c, _) = open(&s, "/");
+    let payload = |len: usize, seed: usize| -> Vec<u8> {
+        (0..len)
+            .map(|i| ((i * 7 + seed * 13) % 251) as u8)
+            .collect()
+    };
+    let mut seed = 0;
+    let mut run = |c: &mut RawClient, len: usize, n: usize| {
+        for _ in 0..n {
+            seed += 1;
+            let p = payload(len, seed);
+            c.send_frame(true, 0, op::BINARY, &p);
+            assert_eq!(c.read_message(), (op::BINARY, p), "{len}-byte echo");
+        }
+    };
+    run(&mut c, 8192, 20);
+    run(&mut c, 5000, 3);
+    c.send_frame(true, 0, op::PING, b"between runs");
+    let f = c.read_frame();
+    assert_eq!((f.opcode, &f.payload[..]), (op::PONG, &b"between runs"[..]));
+    run(&mut c, 8192, 5);
+    c.send_frame(false, 0, op::BINARY, &payload(8192, 1)[..4096]);
+    c.send_frame(true, 0, op::CONT, &payload(8192, 1)[4096..]);
+    assert_eq!(c.read_message(), (op::BINARY, payload(8192, 1)));
+    run(&mut c, 8192, 5);
+    let text = "é".repeat(4096);
+    let two = [
+        c.frame(true, 0, op::TEXT, text.as_bytes()),
+        c.frame(true, 0, op::TEXT, text.as_bytes()),
+    ]
+    .concat();
+    c.send_raw(&two);
+    assert_eq!(c.read_text(), text);
+    assert_eq!(c.read_text(), text);
+    run(&mut c, 8192, 5);
+}
+
 /// A message sent in several frames (one of them empty) arrives as one whole message.
 pub fn reassembles_fragmented_messages<A: Adapter>() {
     let s = TestServer::<A>::echo();
