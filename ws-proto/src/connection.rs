@@ -702,8 +702,7 @@ impl Connection {
         };
         if header.opcode.is_control()
             || self.config.streaming
-            || !self.events.is_empty()
-            || self.inpos != self.inbuf.len()
+            || !self.input_drained()
             || !self.accepting_frames()
         {
             return None;
@@ -962,7 +961,7 @@ impl Connection {
     // ----- frames in -----
 
     fn process_input(&mut self, data: &[u8]) {
-        if self.events.is_empty() && self.inpos == self.inbuf.len() {
+        if self.input_drained() {
             // Nothing pending: decode straight from the caller's buffer and keep only the rest.
             self.clear_input();
             let used = self.process_frames(data);
@@ -998,6 +997,12 @@ impl Connection {
             self.inpos = 0;
         }
         self.inbuf = buf;
+    }
+
+    /// Everything received so far is decoded and its events polled: new input may be decoded
+    /// straight from where it lies (the caller's buffer, or a message's own for a direct read).
+    fn input_drained(&self) -> bool {
+        self.events.is_empty() && self.inpos == self.inbuf.len()
     }
 
     fn clear_input(&mut self) {
@@ -1080,11 +1085,7 @@ impl Connection {
             return false;
         };
         let payload = &payload[..h.payload_len as usize];
-        let mut data = if payload.len() <= reuse::SMALL_CAPACITY {
-            reuse::take_small(payload.len())
-        } else {
-            Vec::with_capacity(payload.len())
-        };
+        let mut data = reuse::take_small(payload.len());
         data.extend_from_slice(payload);
         self.deliver_whole_message(h, kind, data);
         true

@@ -103,10 +103,13 @@ impl SmallPool {
     }
 }
 
-/// An empty buffer with room for `len` bytes (at most [`SMALL_CAPACITY`]), recycled when one is
-/// kept: the same few buffers then carry message after message, warm in the cache.
+/// An empty buffer with room for `len` bytes, recycled when `len` is at most
+/// [`SMALL_CAPACITY`] and one is kept: the same few buffers then carry message after message,
+/// warm in the cache.
 pub(crate) fn take_small(len: usize) -> Vec<u8> {
-    debug_assert!(len <= SMALL_CAPACITY);
+    if len > SMALL_CAPACITY {
+        return Vec::with_capacity(len);
+    }
     match SMALL.with(|p| p.borrow_mut().pop()) {
         Some(mut v) => {
             v.clear();

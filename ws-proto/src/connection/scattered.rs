@@ -10,7 +10,7 @@
 use std::io::{IoSliceMut, Result};
 use std::time::Instant;
 
-use super::{Connection, Rx, State};
+use super::{Connection, Rx};
 use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use crate::reuse;
 use crate::Role;
@@ -56,11 +56,10 @@ impl Connection {
     ) -> Option<Result<usize>> {
         let len = self.predicted as usize;
         if len == 0
-            || !matches!(self.state, State::Open | State::Closing)
+            || !self.accepting_frames()
             || !matches!(self.rx, Rx::Header)
             || self.incoming.is_some()
-            || !self.events.is_empty()
-            || self.inpos != self.inbuf.len()
+            || !self.input_drained()
         {
             return None;
         }
