@@ -9,7 +9,10 @@
 #              another echo binary taking HOST:PORT (an older build, to measure a change)
 #
 # Prints, per server, the median server CPU time per message (µs) over the rounds, every
-# round's figure, and the median's ratio to raw-echo and to the best peer when they ran.
+# round's figure, and the median's ratio to raw-echo and to the best peer when they ran; then
+# the medians of its user-space and kernel parts (tick-sampled by the kernel: a fair estimate
+# over seconds, not exact). A server making the same system calls as a peer cannot go below
+# that peer's kernel part, so a peer's "kernel share" is the best ratio to it within reach.
 # Servers alternate round by round, so that a slow spell of the machine hits them all alike.
 # Uses the binaries scripts/bench.sh builds (run it once first); pins like bench.sh (server on
 # core 0, ws-load on core 1); loopback only; each run is bounded by its --duration.
@@ -50,7 +53,7 @@ done
 SERVER_PID=""
 trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; true' EXIT
 PORT=19700
-declare -A FIGS
+declare -A FIGS USERS
 for _ in $(seq "$ROUNDS"); do
     for s in "${SERVERS[@]}"; do
         PORT=$((PORT + 1))
@@ -63,18 +66,24 @@ for _ in $(seq "$ROUNDS"); do
         done
         raw=()
         [ "$s" = raw-echo ] && raw=(--raw)
-        fig=$(taskset -c 1 "$LOAD" --url "ws://127.0.0.1:$PORT/" "${raw[@]}" "${ARGS[@]}" \
-            --server-pid "$SERVER_PID" 2>&1 | grep -oP 'server CPU \K[0-9.]+' || echo nan)
+        out=$(taskset -c 1 "$LOAD" --url "ws://127.0.0.1:$PORT/" "${raw[@]}" "${ARGS[@]}" \
+            --server-pid "$SERVER_PID" 2>&1 || true)
+        fig=$(echo "$out" | grep -oP 'server CPU \K[0-9.]+' || echo nan)
+        user=$(echo "$out" | grep -oP 'server CPU .*\(user \K[0-9.]+' || echo nan)
         kill "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
         SERVER_PID=""
         FIGS[$s]="${FIGS[$s]:-} $fig"
+        USERS[$s]="${USERS[$s]:-} $user"
     done
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-declare -A MED
-for s in "${SERVERS[@]}"; do MED[$s]=$(echo "${FIGS[$s]}" | median); done
+declare -A MED MEDU
+for s in "${SERVERS[@]}"; do
+    MED[$s]=$(echo "${FIGS[$s]}" | median)
+    MEDU[$s]=$(echo "${USERS[$s]}" | median)
+done
 best=""
 for p in tungstenite fastwebsockets; do
     [ -n "${MED[$p]:-}" ] || continue
@@ -88,4 +97,12 @@ for s in "${SERVERS[@]}"; do
     [ -n "${MED[raw-echo]:-}" ] && line+=$(awk -v a="${MED[$s]}" -v b="${MED[raw-echo]}" 'BEGIN {printf "  ×raw %.2f", a / b}')
     [ -n "$best" ] && line+=$(awk -v a="${MED[$s]}" -v b="${MED[$best]}" -v n="$best" 'BEGIN {printf "  ×best peer %.2f (%s)", a / b, n}')
     echo "$line"
+done
+echo "user space / kernel, µs/msg (medians); kernel share = kernel / total: the best ratio to that"
+echo "server that another can reach with the same system calls, spending no user time at all"
+for s in "${SERVERS[@]}"; do
+    sys=$(paste -d- <(echo "${FIGS[$s]# }" | tr ' ' '\n') <(echo "${USERS[$s]# }" | tr ' ' '\n') |
+        awk -F- '$1 != "nan" && $2 != "nan" {print $1 - $2}' | median)
+    echo "$s: user ${MEDU[$s]}, kernel ${sys:-nan}" | awk -v t="${MED[$s]}" -v k="${sys:-0}" '{
+        printf "%s", $0; if (t > 0 && k > 0) printf "  kernel share %.2f", k / t; print "" }'
 done

@@ -66,7 +66,7 @@
 //! msgs/s counts messages received in the window (echoes, or deliveries for
 //! broadcast/pubsub); MB/s is their payload in 10^6 bytes/s; latency is
 //! send → own echo; server CPU µs/msg is (utime+stime delta of
-//! `--server-pid`, all threads) / msgs. `--json` prints one JSON object.
+//! `--server-pid`, all threads) / msgs, with its user-space part (utime). `--json` prints one JSON object.
 
 mod frame;
 mod hist;
@@ -1192,6 +1192,12 @@ fn main() {
         _ => None,
     };
     let cpu_per_msg = cpu.filter(|_| s.msgs > 0).map(|c| c / s.msgs as f64);
+    // The user-space share: what a server's own code costs, beside the kernel's part of the
+    // same reads and writes.
+    let user_per_msg = match (r.server_before, r.server_after) {
+        (Some(a), Some(b)) if s.msgs > 0 => Some((b.user_us - a.user_us) as f64 / s.msgs as f64),
+        _ => None,
+    };
     let cpu_pct = cpu.map(|c| c / r.window / 1e4);
     let rss_start = r.server_before.map(|u| u.rss as f64);
     let rss_end = r.server_after.map(|u| u.rss as f64);
@@ -1209,7 +1215,7 @@ fn main() {
             "{{\"scenario\":\"{}\",\"raw\":{},\"deflate\":{},\"conns\":{},\"size\":{},\"inflight\":{},\
              \"topics\":{},\"window_s\":{:.3},\"msgs\":{},\"msgs_per_s\":{:.1},\"mb_per_s\":{:.3},\
              \"sent_per_s\":{:.1},\"p50_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1},\"max_us\":{:.1},\
-             \"latency_samples\":{},\"server_cpu_us_per_msg\":{},\"server_cpu_pct\":{},\"server_rss_baseline\":{},\
+             \"latency_samples\":{},\"server_cpu_us_per_msg\":{},\"server_user_us_per_msg\":{},\"server_cpu_pct\":{},\"server_rss_baseline\":{},\
              \"server_rss_start\":{},\"server_rss_end\":{},\"server_rss_growth\":{},\
              \"rss_per_conn\":{},\"load_cpu_pct\":{:.1}}}",
             o.scenario.name(),
@@ -1230,6 +1236,7 @@ fn main() {
             r.max,
             r.samples,
             fmt_opt(cpu_per_msg, 3),
+            fmt_opt(user_per_msg, 3),
             fmt_opt(cpu_pct, 1),
             fmt_opt(rss_base, 0),
             fmt_opt(rss_start, 0),
@@ -1290,14 +1297,15 @@ fn main() {
         "  latency p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs, max {:.1} µs",
         r.p50, r.p99, r.p999, r.max
     );
-    if let (Some(c), Some(p)) = (cpu_per_msg, cpu_pct) {
+    if let (Some(c), Some(u), Some(p)) = (cpu_per_msg, user_per_msg, cpu_pct) {
         println!(
-            "  server CPU {c:.3} µs per {}, {p:.0} % of a core",
+            "  server CPU {c:.3} µs per {} (user {u:.3}, system {:.3}), {p:.0} % of a core",
             if what == "msgs" {
                 "message"
             } else {
                 "delivery"
-            }
+            },
+            c - u
         );
     }
     if let (Some(a), Some(b)) = (rss_start, rss_end) {

@@ -11,6 +11,9 @@ pub const CLK_TCK: u64 = 100;
 pub struct Usage {
     /// utime + stime over all threads, in microseconds.
     pub cpu_us: u64,
+    /// utime alone (user space), in microseconds. The kernel samples the split at its clock
+    /// ticks, so only the sum is exact; over a window of seconds the split is a fair estimate.
+    pub user_us: u64,
     /// VmRSS in bytes.
     pub rss: u64,
 }
@@ -28,7 +31,8 @@ pub fn usage(pid: &str) -> Result<Usage, String> {
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| format!("malformed /proc/{pid}/stat"))
     };
-    let ticks = tick(11)? + tick(12)?;
+    let user = tick(11)?;
+    let ticks = user + tick(12)?;
     let status = fs::read_to_string(format!("/proc/{pid}/status"))
         .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
     let rss_kb = status
@@ -38,6 +42,7 @@ pub fn usage(pid: &str) -> Result<Usage, String> {
         .unwrap_or(0);
     Ok(Usage {
         cpu_us: ticks * 1_000_000 / CLK_TCK,
+        user_us: user * 1_000_000 / CLK_TCK,
         rss: rss_kb * 1024,
     })
 }
