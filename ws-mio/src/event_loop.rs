@@ -360,14 +360,14 @@ impl EventLoop {
     /// caused them (an echo goes out before the reply to a close frame read with it). Nothing is
     /// written here; the caller flushes once.
     fn deliver(&mut self, id: ClientId, now: Instant) {
+        // Held apart from `self`, which the commands below borrow mutably.
+        let shared = Arc::clone(&self.shared);
+        let core = &shared.core;
         loop {
             let Some(conn) = self.conns.get_mut(id) else {
                 return;
             };
-            if !conn
-                .session
-                .process_next(&self.shared.core, &mut self.notices)
-            {
+            if !conn.session.process_next(core, &mut self.notices) {
                 return;
             }
             let client = Arc::clone(conn.session.shared_client());
@@ -380,8 +380,21 @@ impl EventLoop {
                 }),
                 dropped: RefCell::default(),
             };
-            let core = &self.shared.core;
-            core.notify(&api, &client, &mut self.notices);
+            // One callback context serves event after event while the callbacks only send
+            // (their sends ran at once): then nothing waits to run between two events.
+            loop {
+                core.notify(&api, &client, &mut self.notices);
+                if !self.local.commands.borrow().is_empty() || !api.dropped.borrow().is_empty() {
+                    break;
+                }
+                let more = match api.store.borrow_mut().conns.get_mut(id) {
+                    Some(conn) => conn.session.process_next(core, &mut self.notices),
+                    None => false,
+                };
+                if !more {
+                    return;
+                }
+            }
             for (client, e) in api.dropped.into_inner() {
                 core.handler().on_error(&self.local, Some(&client), &e);
             }
