@@ -66,7 +66,8 @@
 //! msgs/s counts messages received in the window (echoes, or deliveries for
 //! broadcast/pubsub); MB/s is their payload in 10^6 bytes/s; latency is
 //! send → own echo; server CPU µs/msg is (utime+stime delta of
-//! `--server-pid`, all threads) / msgs, with its user-space part (utime). `--json` prints one JSON object.
+//! `--server-pid`, all threads) / msgs, with its user-space part (utime).
+//! `--json` prints one JSON object.
 
 mod frame;
 mod hist;
