@@ -1619,6 +1619,32 @@ pub fn a_callbacks_sends_arrive_in_the_order_issued<A: Adapter>() {
     }
 }
 
+/// One callback queues 80 messages for its client, broadcast frames (shared, one chunk each)
+/// alternating with its own sends: more chunks than one vectored write takes. All arrive, in
+/// the order issued.
+pub fn more_queued_chunks_than_one_write_takes_arrive_in_order<A: Adapter>() {
+    let (probe, events) = Probe::new();
+    let probe = probe.with_action(|api, ev| {
+        if let Ev::Message(id, Message::Text(t)) = ev {
+            if t == "burst" {
+                for i in 0..40 {
+                    api.send_to_all(text(&format!("all {i}")));
+                    api.send_text(*id, &format!("own {i}"));
+                }
+            }
+        }
+    });
+    let s = TestServer::<A>::start(ServerConfig::new(), (probe, events));
+    let (mut a, _) = open(&s, "/a");
+    for _ in 0..2 {
+        a.send_text("burst");
+        for i in 0..40 {
+            assert_eq!(a.read_text(), format!("all {i}"));
+            assert_eq!(a.read_text(), format!("own {i}"));
+        }
+    }
+}
+
 /// A callback closes its own client (on a "kick me" message): the client gets the close frame
 /// with the callback's code and reason.
 pub fn callback_can_close_its_own_client<A: Adapter>() {
@@ -2101,7 +2127,9 @@ pub fn a_callbacks_sends_to_a_client_that_never_reads_are_dropped_and_reported<A
     );
     let (_slow, cs) = open(&s, "/slow");
     let (mut fast, cf) = open(&s, "/fast");
-    // The kernel's buffers take a few MiB first; 4000 rounds of 16 KiB are far more.
+    // The kernel's buffers take a few MiB first; 4000 rounds of 16 KiB are far more. Once the
+    // queue is full, sends are dropped, though not each one: the kernel's buffers for the
+    // sleeping client may still grow a little and take some queued bytes meanwhile.
     let dropped = |s: &TestServer<A>| {
         s.events.drain();
         s.events.count(
@@ -2109,24 +2137,16 @@ pub fn a_callbacks_sends_to_a_client_that_never_reads_are_dropped_and_reported<A
         )
     };
     let mut rounds = 0;
-    while dropped(&s) == 0 {
+    while dropped(&s) < 5 {
         rounds += 1;
         assert!(
             rounds <= 4000,
-            "no drop reported: {:#?}",
+            "fewer than 5 drops reported: {:#?}",
             s.events.history()
         );
         fast.send_text("feed");
-        assert_eq!(fast.read_text(), "fed");
-    }
-    for _ in 0..5 {
-        fast.send_text("feed");
         assert_eq!(fast.read_text(), "fed", "the sender is unaffected");
     }
-    assert!(
-        dropped(&s) >= 5,
-        "every further send is dropped and reported"
-    );
     assert_eq!(
         s.events
             .count(|e| matches!(e, Ev::Error(Some(id), _) if *id == cf.id)),
