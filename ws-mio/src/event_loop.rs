@@ -2,12 +2,13 @@
 //! write until WouldBlock, sleep until the next socket event or timer.
 
 use std::cell::RefCell;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
+use ws_proto::connection::Message;
 use ws_proto::server::{
     Client, ClientId, Command, CommandSink, Notice, ServerCore, ServerError, Session, SessionStore,
     Shutdown, Slab, ACCEPT_RETRY,
@@ -23,8 +24,6 @@ const LISTENER: Token = Token(usize::MAX - 2);
 const READ_BUF: usize = 64 << 10;
 /// Output that is written during a read loop rather than at the end of the wake-up.
 const FLUSH_EARLY: usize = 256 << 10;
-/// Most slices per vectored write (own frames coalesce into one; shared frames add one each).
-const MAX_SLICES: usize = 64;
 
 struct Conn {
     session: Session,
@@ -98,22 +97,23 @@ struct Direct<'a> {
 
 impl CommandSink for Direct<'_> {
     fn submit(&self, command: Command) {
-        let command = match command {
-            Command::Send(to, message) if self.queue.commands.borrow().is_empty() => {
-                match self.store.try_borrow_mut() {
-                    Ok(mut store) => {
-                        let failed = store
-                            .command_on(to, |s| ServerCore::send_now(s, message))
-                            .flatten();
-                        self.dropped.borrow_mut().extend(failed);
-                        return;
-                    }
-                    Err(_) => Command::Send(to, message),
+        match command {
+            Command::Send(to, message) => self.submit_send(to, message),
+            other => self.queue.submit(other),
+        }
+    }
+
+    fn submit_send(&self, to: ClientId, message: Message) {
+        if self.queue.commands.borrow().is_empty() {
+            if let Ok(mut store) = self.store.try_borrow_mut() {
+                let failed = store.command_on(to, |s| ServerCore::send_now(s, message));
+                if let Some(Some(failed)) = failed {
+                    self.dropped.borrow_mut().push(failed);
                 }
+                return;
             }
-            other => other,
-        };
-        self.queue.submit(command);
+        }
+        self.queue.submit(Command::Send(to, message));
     }
 
     fn clients(&self) -> Vec<Client> {
@@ -449,18 +449,18 @@ impl EventLoop {
         };
         let mut failed = false;
         while conn.session.wants_write() {
-            let result = {
-                let mut slices: [&[u8]; MAX_SLICES] = [&[]; MAX_SLICES];
-                let n = conn.session.output_slices(&mut slices);
-                let io: [IoSlice<'_>; MAX_SLICES] = slices.map(IoSlice::new);
-                conn.stream.write_vectored(&io[..n])
-            };
+            let stream = &mut conn.stream;
+            let result = conn.session.write_output(|io| match io {
+                // The usual reply: `send` skips `writev`'s copying in of the I/O vector.
+                [one] => stream.write(one),
+                _ => stream.write_vectored(io),
+            });
             match result {
                 Ok(0) => {
                     failed = true;
                     break;
                 }
-                Ok(n) => conn.session.consume_output(n),
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {

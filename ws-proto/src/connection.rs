@@ -1656,13 +1656,18 @@ impl Connection {
             mask,
             payload_len: payload.len() as u64,
         };
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let head_len = header.encode_to(&mut head);
         self.out.append(|buf| {
-            buf.reserve(MAX_HEADER_LEN + payload.len());
-            header.encode(buf);
             let start = buf.len();
+            buf.reserve(MAX_HEADER_LEN + payload.len());
+            // The whole array, then cut to size: a copy of fixed size is a few moves, where
+            // one of the header's own length is a call to memcpy.
+            buf.extend_from_slice(&head);
+            buf.truncate(start + head_len);
             buf.extend_from_slice(payload);
             if let Some(k) = mask {
-                apply_mask(&mut buf[start..], k, 0);
+                apply_mask(&mut buf[start + head_len..], k, 0);
             }
         });
     }

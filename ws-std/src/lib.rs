@@ -199,30 +199,21 @@ const SEND_FLAGS: libc::c_int = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 const SEND_FLAGS: libc::c_int = libc::MSG_DONTWAIT;
 
-/// Most slices per vectored write (own frames coalesce into one; shared frames add one each).
-const MAX_SLICES: usize = 32;
-
 /// Writes the session's output until the socket would block. A failed write ends the transport.
 fn flush(s: &mut Session, stream: &TcpStream, now: Instant) {
     while s.wants_write() {
-        let result = {
-            let mut slices: [&[u8]; MAX_SLICES] = [&[]; MAX_SLICES];
-            let n = s.output_slices(&mut slices);
-            let socket = SockRef::from(stream);
-            if n == 1 {
-                // The usual reply: `send` skips `sendmsg`'s copying in of the I/O vector.
-                socket.send_with_flags(slices[0], SEND_FLAGS)
-            } else {
-                let io: [io::IoSlice<'_>; MAX_SLICES] = slices.map(io::IoSlice::new);
-                socket.send_vectored_with_flags(&io[..n], SEND_FLAGS)
-            }
-        };
+        let socket = SockRef::from(stream);
+        let result = s.write_output(|io| match io {
+            // The usual reply: `send` skips `sendmsg`'s copying in of the I/O vector.
+            [one] => socket.send_with_flags(one, SEND_FLAGS),
+            _ => socket.send_vectored_with_flags(io, SEND_FLAGS),
+        });
         match result {
             Ok(0) => {
                 s.receive_eof(now);
                 return;
             }
-            Ok(n) => s.consume_output(n),
+            Ok(_) => {}
             // The socket is registered for writability (edge-triggered) with the accept
             // thread, which flushes again once it drains.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,

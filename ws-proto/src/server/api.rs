@@ -35,6 +35,11 @@ pub enum Command {
 pub trait CommandSink {
     /// Queues or runs a command.
     fn submit(&self, command: Command);
+    /// Sends one message: [`ServerApi::send`]. The default submits [`Command::Send`]; an
+    /// adapter that can run a send at once overrides it, and the command is never built.
+    fn submit_send(&self, to: ClientId, message: Message) {
+        self.submit(Command::Send(to, message));
+    }
     /// The clients connected now.
     fn clients(&self) -> Vec<Client>;
 }
@@ -79,7 +84,7 @@ impl<T: CommandSink + ?Sized> ServerApi for T {
         CommandSink::clients(self)
     }
     fn send(&self, to: ClientId, message: Message) {
-        self.submit(Command::Send(to, message));
+        self.submit_send(to, message);
     }
     fn send_to_all(&self, message: Message) {
         self.submit(Command::SendToAll(message));

@@ -22,7 +22,7 @@ pub use self::config::ServerConfig;
 pub use self::hub::{ServerCore, SessionStore, Shutdown, ACCEPT_RETRY};
 pub use self::lifecycle::Lifecycle;
 pub use self::registry::Registry;
-pub use self::session::{Notice, Session};
+pub use self::session::{Notice, Session, MAX_WRITE_SLICES};
 pub use self::slab::{ClientId, Slab};
 
 use crate::error::{ConnectionError, Error};

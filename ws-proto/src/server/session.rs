@@ -2,6 +2,7 @@
 //! into handshake decisions and notices for the callbacks.
 
 use core::net::SocketAddr;
+use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,6 +13,10 @@ use crate::config::Config;
 use crate::connection::{Closed, Connection, Event, Message};
 use crate::error::Error;
 use crate::output::SharedFrame;
+
+/// Most slices [`Session::write_output`] hands to one vectored write: a connection's own frames
+/// coalesce into one chunk, and each shared (broadcast) frame adds one.
+pub const MAX_WRITE_SLICES: usize = 64;
 
 /// What the callbacks must hear about, produced by [`Session::process`] and delivered by
 /// [`ServerCore::notify`]. The split lets an adapter run callbacks without holding any lock on
@@ -201,6 +206,34 @@ impl Session {
             return 1;
         }
         self.conn.output_slices(dst)
+    }
+
+    /// Writes the output with one vectored `write` of its waiting chunks (at most
+    /// [`MAX_WRITE_SLICES`]), then consumes what `write` reports written. Returns that result:
+    /// `Ok(0)` with output waiting means the transport is gone.
+    ///
+    /// The adapters write through this rather than [`Session::output_slices`]: it gathers the
+    /// usual one or two chunks without setting up the whole array of slices per write.
+    pub fn write_output(
+        &mut self,
+        write: impl FnOnce(&[IoSlice<'_>]) -> std::io::Result<usize>,
+    ) -> std::io::Result<usize> {
+        const FEW: usize = 4;
+        let result = {
+            let mut few: [&[u8]; FEW] = [&[]; FEW];
+            let n = self.output_slices(&mut few);
+            if n < FEW {
+                write(&few.map(IoSlice::new)[..n])
+            } else {
+                let mut many: [&[u8]; MAX_WRITE_SLICES] = [&[]; MAX_WRITE_SLICES];
+                let n = self.output_slices(&mut many);
+                write(&many.map(IoSlice::new)[..n])
+            }
+        };
+        if let Ok(n) = result {
+            self.consume_output(n);
+        }
+        result
     }
 
     /// Reports that `n` bytes of the output were written.
