@@ -553,8 +553,15 @@ impl EventLoop {
                     c.dirty = false;
                 }
                 // A command may have ended the session (backpressure close): its callbacks run
-                // now, not at the client's next read.
-                self.deliver(id, now);
+                // now, not at the client's next read. Its input is decoded already (reads
+                // deliver until nothing is left), so only a command's event can be waiting.
+                if self
+                    .conns
+                    .get(id)
+                    .is_some_and(|c| c.session.connection().has_event())
+                {
+                    self.deliver(id, now);
+                }
                 self.flush(id, now);
             }
             if self.dirty.is_empty() {

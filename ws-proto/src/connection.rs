@@ -500,6 +500,13 @@ impl Connection {
         matches!(self.state, State::Open)
     }
 
+    /// An event waits to be polled, with no input left to decode: a command (a send that
+    /// tripped backpressure, say) produced one since the last [`Connection::poll_event`] that
+    /// returned `None`.
+    pub fn has_event(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// The terminal `Closed` event has been produced.
     pub fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed)
