@@ -129,26 +129,36 @@ impl ServerCore {
 
     /// Delivers (and drains) the notices of one client to the callbacks.
     pub fn notify(&self, api: &dyn ServerApi, client: &Client, notices: &mut Vec<Notice>) {
-        let h = self.handler();
         for notice in notices.drain(..) {
             match notice {
-                Notice::NewClient => h.on_new_client(api, client),
-                Notice::Message(m) => h.on_message(api, client, m),
-                Notice::Ping(p) => h.on_ping(api, client, &p),
-                Notice::Pong(p) => h.on_pong(api, client, &p),
-                Notice::Error(e) => h.on_error(api, Some(client), &e),
-                Notice::Left { closed, services } => {
-                    for s in &services {
-                        h.on_unsubscribed(api, client, s);
-                    }
-                    log::debug!(
-                        "{}: left with {} {:?}",
-                        client.id,
-                        closed.code,
-                        closed.reason
-                    );
-                    h.on_client_left(api, client, &closed);
+                Notice::Message(m) => self.handler.on_message(api, client, m),
+                other => self.notify_rare(api, client, other),
+            }
+        }
+    }
+
+    /// Everything but a message: kept out of line, so that the per-message path stays small.
+    #[cold]
+    #[inline(never)]
+    fn notify_rare(&self, api: &dyn ServerApi, client: &Client, notice: Notice) {
+        let h = self.handler();
+        match notice {
+            Notice::NewClient => h.on_new_client(api, client),
+            Notice::Message(m) => h.on_message(api, client, m),
+            Notice::Ping(p) => h.on_ping(api, client, &p),
+            Notice::Pong(p) => h.on_pong(api, client, &p),
+            Notice::Error(e) => h.on_error(api, Some(client), &e),
+            Notice::Left { closed, services } => {
+                for s in &services {
+                    h.on_unsubscribed(api, client, s);
                 }
+                log::debug!(
+                    "{}: left with {} {:?}",
+                    client.id,
+                    closed.code,
+                    closed.reason
+                );
+                h.on_client_left(api, client, &closed);
             }
         }
     }

@@ -314,6 +314,16 @@ impl Session {
 
     fn handle_event(&mut self, event: Event, core: &ServerCore, notices: &mut Vec<Notice>) {
         match event {
+            Event::Message(m) => notices.push(Notice::Message(m)),
+            other => self.handle_rare_event(other, core, notices),
+        }
+    }
+
+    /// Everything but a message: kept out of line, so that the per-message path stays small.
+    #[cold]
+    #[inline(never)]
+    fn handle_rare_event(&mut self, event: Event, core: &ServerCore, notices: &mut Vec<Notice>) {
+        match event {
             Event::Request(request) => {
                 let limit = core.config().max_connections;
                 if core.registry().len() >= limit {
