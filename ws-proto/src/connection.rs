@@ -1549,6 +1549,14 @@ impl Connection {
             reuse::give_message(message.into_bytes());
             return result;
         }
+        self.queue_payload(message)
+    }
+
+    /// [`Self::send_owned`]'s queueing of a payload as it is: out of line, so that the copying
+    /// path of small messages stays small.
+    #[inline(never)]
+    fn queue_payload(&mut self, message: Message) -> Result<(), Error> {
+        let len = message.as_bytes().len();
         self.admit(self.framed_len(len))?;
         let kind = message.kind();
         let payload = message.into_bytes();
@@ -1605,14 +1613,25 @@ impl Connection {
         if self.sending_stream.is_some() {
             return Err(Error::StreamState);
         }
-        let Some(d) = self.deflate.as_mut() else {
+        if self.deflate.is_none() {
             self.admit(self.framed_len(payload.len()))?;
             self.write_data(kind.opcode(), payload, 0, true);
             return Ok(());
-        };
-        let mut compressed = std::mem::take(&mut d.scratch);
-        compressed.clear();
-        let use_deflate = d.codec.compress(payload, &mut compressed);
+        }
+        self.send_compressed(kind, payload)
+    }
+
+    /// [`Self::send_message`] with permessage-deflate on: out of line, so that the plain path
+    /// stays small.
+    #[inline(never)]
+    fn send_compressed(&mut self, kind: DataKind, payload: &[u8]) -> Result<(), Error> {
+        let mut compressed = Vec::new();
+        // Without deflate (never so from send_message) the payload goes out as it is.
+        let use_deflate = self.deflate.as_mut().is_some_and(|d| {
+            compressed = std::mem::take(&mut d.scratch);
+            compressed.clear();
+            d.codec.compress(payload, &mut compressed)
+        });
         let body: &[u8] = if use_deflate { &compressed } else { payload };
         let result = self.admit(self.framed_len(body.len())).map(|()| {
             self.write_data(
@@ -1639,6 +1658,12 @@ impl Connection {
             self.write_frame(opcode, fin, rsv, payload);
             return;
         }
+        self.write_fragmented(opcode, payload, rsv, fin, max);
+    }
+
+    /// [`Self::write_data`] for a payload over `max`: out of line, as it is rarely needed.
+    #[inline(never)]
+    fn write_fragmented(&mut self, opcode: OpCode, payload: &[u8], rsv: u8, fin: bool, max: usize) {
         let mut chunks = payload.chunks(max).peekable();
         let mut first = true;
         while let Some(chunk) = chunks.next() {

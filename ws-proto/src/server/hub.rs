@@ -255,6 +255,7 @@ impl ServerCore {
 
     /// What the callbacks hear of a failed send: a client that is closing simply gets nothing
     /// more; only drops are news.
+    #[cold]
     fn failure(session: &Session, e: Error) -> Option<(Client, ServerError)> {
         if e != Error::BufferFull {
             return None;
