@@ -108,7 +108,7 @@ impl CommandSink for Direct<'_> {
             if let Ok(mut store) = self.store.try_borrow_mut() {
                 let failed = store.command_on(to, |s| ServerCore::send_now(s, message));
                 if let Some(Some(failed)) = failed {
-                    self.dropped.borrow_mut().push(failed);
+                    self.dropped.borrow_mut().push(*failed);
                 }
                 return;
             }

@@ -244,13 +244,14 @@ impl ServerCore {
 
     /// Sends `message` to `session` at once, for an adapter that runs a callback's sends to a
     /// session it holds without queueing them as commands. Returns what the error callback must
-    /// hear, if anything; the adapter reports it once the running callback has returned (a
-    /// callback is never entered from inside another).
-    pub fn send_now(session: &mut Session, message: Message) -> Option<(Client, ServerError)> {
-        session
-            .send(message)
-            .err()
-            .and_then(|e| Self::failure(session, e))
+    /// hear, if anything (boxed: the common answer, nothing, stays one word); the adapter
+    /// reports it once the running callback has returned (a callback is never entered from
+    /// inside another).
+    pub fn send_now(session: &mut Session, message: Message) -> Option<Box<(Client, ServerError)>> {
+        match session.send(message) {
+            Ok(()) => None,
+            Err(e) => Self::failure(session, e).map(Box::new),
+        }
     }
 
     /// What the callbacks hear of a failed send: a client that is closing simply gets nothing
