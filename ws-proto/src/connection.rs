@@ -24,6 +24,20 @@ use crate::rng::Rng;
 use crate::utf8::Utf8Validator;
 use crate::Role;
 
+/// Most whole messages decoded per trip through the decoder (see `Connection::decode_ahead`):
+/// bounds the event queue, and the memory one read can turn into messages before the
+/// application has taken them.
+const AHEAD_MAX: usize = 8;
+
+/// The size a whole message of `len` bytes predicts for the next (see
+/// [`Connection::receive_scattered`]): its own, if worth reading in place; otherwise none.
+fn predicted_size(len: usize) -> u16 {
+    match len {
+        SCATTER_MIN..=reuse::SMALL_CAPACITY => len as u16,
+        _ => 0,
+    }
+}
+
 /// Payloads from this size up are queued without a copy by [`Connection::send_owned`]; smaller
 /// ones are cheaper to copy into the coalescing buffer than to write as a separate slice.
 const ZERO_COPY_MIN: usize = 4096;
@@ -316,6 +330,9 @@ pub struct Connection {
     /// Payload length of the last message when it was a whole frame of a size worth reading in
     /// place (see [`Connection::receive_scattered`]); 0 otherwise.
     predicted: u16,
+    /// How many of the queued events, at the back, are messages decoded ahead of the
+    /// application (see [`Connection::decode_ahead`]).
+    ahead: u8,
 }
 
 /// What [`Connection`]'s deadline is for. One deadline serves them all: the handshake's ends
@@ -444,6 +461,7 @@ impl Connection {
             last_rx: now,
             ping_counter: 0,
             predicted: 0,
+            ahead: 0,
         }
     }
 
@@ -570,12 +588,17 @@ impl Connection {
     /// Input is decoded lazily, one event at a time: the next frame is only looked at once the
     /// application has taken the previous event. Whatever it sends in response (an echo, say)
     /// is therefore queued before anything the later input causes (a close reply, a protocol
-    /// error), and a flood of input is never decoded ahead of the application.
+    /// error), and a flood of input is never decoded ahead of the application. (A few whole
+    /// data messages that follow one another in the input are decoded together: they cause
+    /// nothing but their events, and are dropped unseen if the connection closes first.)
     pub fn poll_event(&mut self) -> Option<Event> {
         if self.events.is_empty() {
             self.resume_input();
         }
         let event = self.events.pop_front();
+        // Taking a message decoded ahead makes it the current one: what is still queued is
+        // all ahead.
+        self.ahead = self.ahead.min(self.events.len() as u8);
         if event.is_none() {
             // Nothing more for now: an idle connection holds no event storage.
             self.events.release();
@@ -1042,6 +1065,7 @@ impl Connection {
                     };
                     if self.whole_message(&header, &buf[pos..]) {
                         pos += header.payload_len as usize;
+                        pos += self.decode_ahead(&buf[pos..]);
                         continue;
                     }
                     if let Err(e) = self.on_header(&header) {
@@ -1098,6 +1122,51 @@ impl Connection {
         true
     }
 
+    /// After a whole message, decodes up to [`AHEAD_MAX`] more that follow it whole and valid
+    /// in `buf`, and returns the bytes used. Such a message has no effect but its event (no
+    /// reply, no state), so decoding it before the application has taken the previous one
+    /// changes nothing it can see, and spares a trip through the decoder per message. It stops,
+    /// leaving the frame undecoded, at anything else: a control frame, a fragment, a limit, or
+    /// invalid UTF-8 are met one event at a time, in order. A local close drops what was
+    /// decoded ahead (see [`Self::finish`]), as that input would never have been decoded.
+    fn decode_ahead(&mut self, buf: &[u8]) -> usize {
+        if !self.accepting_frames() {
+            // The message before failed (invalid UTF-8): nothing more is decoded.
+            return 0;
+        }
+        let mut pos = 0;
+        for _ in 1..AHEAD_MAX {
+            let Ok(Some((h, n))) = FrameHeader::decode(&buf[pos..]) else {
+                break;
+            };
+            let Some(kind) = self.whole_message_kind(&h, buf.len() - pos - n) else {
+                break;
+            };
+            let payload = &buf[pos + n..pos + n + h.payload_len as usize];
+            let mut data = reuse::take_small(payload.len());
+            data.extend_from_slice(payload);
+            if let Some(k) = h.mask {
+                apply_mask(&mut data, k, 0);
+            }
+            let message = match kind {
+                DataKind::Text => match String::from_utf8(data) {
+                    Ok(text) => Message::Text(text),
+                    Err(e) => {
+                        // Reported when the decoder reaches it, after the messages before it.
+                        reuse::give_message(e.into_bytes());
+                        break;
+                    }
+                },
+                DataKind::Binary => Message::Binary(data),
+            };
+            self.predicted = predicted_size(message.as_bytes().len());
+            self.events.push_back(Event::Message(message));
+            self.ahead += 1;
+            pos += n + h.payload_len as usize;
+        }
+        pos
+    }
+
     /// The kind of message `h` starts, if it is a whole message that [`Self::whole_message`]
     /// may decode with `available` payload bytes at hand.
     fn whole_message_kind(&self, h: &FrameHeader, available: usize) -> Option<DataKind> {
@@ -1122,10 +1191,7 @@ impl Connection {
     /// Unmasks and validates the payload of a whole message, and reports it. A message of a
     /// size worth reading in place predicts the next (see [`Self::receive_scattered`]).
     fn deliver_whole_message(&mut self, h: &FrameHeader, kind: DataKind, mut data: Vec<u8>) {
-        self.predicted = match data.len() {
-            n @ SCATTER_MIN..=reuse::SMALL_CAPACITY => n as u16,
-            _ => 0,
-        };
+        self.predicted = predicted_size(data.len());
         if let Some(k) = h.mask {
             apply_mask(&mut data, k, 0);
         }
@@ -1496,6 +1562,9 @@ impl Connection {
         }
         self.state = State::Closed;
         self.incoming = None;
+        // Messages decoded ahead are input that a close now would have left undecoded.
+        self.events.drop_back(self.ahead.into());
+        self.ahead = 0;
         if self.timer_kind != Timer::Close {
             self.timer = None;
         }

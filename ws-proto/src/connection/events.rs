@@ -1,5 +1,5 @@
-//! Events decoded but not yet polled. Input is decoded one event at a time, so the queue is
-//! almost always empty: an empty queue is a null pointer, and the storage of drained queues
+//! Events decoded but not yet polled. Input is decoded one event at a time (or a few whole
+//! messages), so the queue is almost always empty or short: an empty queue is a null pointer, and the storage of drained queues
 //! goes to a per-thread pool, so steady traffic allocates no event storage either.
 
 // Boxed on purpose: the connection holds a pointer (8 bytes) instead of a deque (32), and the
@@ -39,6 +39,18 @@ impl Events {
     /// decoding a run of messages one at a time does not hand it back and forth.
     pub(super) fn pop_front(&mut self) -> Option<Event> {
         self.q.as_mut()?.pop_front()
+    }
+
+    /// How many events wait.
+    pub(super) fn len(&self) -> usize {
+        self.q.as_ref().map_or(0, |q| q.len())
+    }
+
+    /// Drops the last `n` events.
+    pub(super) fn drop_back(&mut self, n: usize) {
+        if let Some(q) = self.q.as_mut() {
+            q.truncate(q.len().saturating_sub(n));
+        }
     }
 
     /// Gives the storage of a drained queue back to the pool.

@@ -1155,6 +1155,59 @@ fn pipelined_messages_are_decoded_one_event_at_a_time() {
     assert_eq!(s.buffer_capacity(), 0, "drained input holds no buffer");
 }
 
+/// Whole messages received together are decoded a few at a time (at most AHEAD_MAX queued),
+/// yet a local close drops those the application has not taken, as if they had never been
+/// decoded: it sees exactly what one-at-a-time decoding would have shown it.
+#[test]
+fn messages_decoded_ahead_are_bounded_and_dropped_by_a_local_close() {
+    let mut input = Vec::new();
+    for i in 0..20u8 {
+        input.extend(cframe(2, true, &[i; 3]));
+    }
+    let msg = |i: u8| Event::Message(Message::Binary(vec![i; 3]));
+    let mut s = server();
+    s.receive(&input, t0());
+    assert!(s.events.len() > 1, "decoded ahead");
+    assert!(s.events.len() <= AHEAD_MAX, "{} queued", s.events.len());
+    for i in 0..20 {
+        assert_eq!(s.poll_event(), Some(msg(i)));
+        assert!(s.events.len() <= AHEAD_MAX);
+    }
+    assert_eq!(s.poll_event(), None);
+
+    // One taken, then aborted: the messages decoded with it never reach the application.
+    let mut s = server();
+    s.receive(&input, t0());
+    assert_eq!(s.poll_event(), Some(msg(0)));
+    s.abort();
+    let evs = events(&mut s);
+    assert!(matches!(evs.as_slice(), [Event::Closed(_)]), "{evs:?}");
+
+    // None taken: the first was decoded as ever, and comes before the close.
+    let mut s = server();
+    s.receive(&input, t0());
+    s.abort();
+    let evs = events(&mut s);
+    assert!(
+        matches!(evs.as_slice(), [e, Event::Closed(_)] if *e == msg(0)),
+        "{evs:?}"
+    );
+
+    // Three taken, then a failure of our own (the output bound): the same.
+    let mut cfg = Config::default();
+    cfg.max_buffered_output = 16;
+    cfg.backpressure = Backpressure::Close;
+    let mut s = server_with(cfg);
+    s.receive(&input, t0());
+    for i in 0..3 {
+        assert_eq!(s.poll_event(), Some(msg(i)));
+    }
+    s.send_binary(&[0; 64]).unwrap();
+    assert_eq!(s.send_binary(&[0; 64]), Err(Error::BufferFull));
+    let evs = events(&mut s);
+    assert!(matches!(evs.as_slice(), [Event::Closed(_)]), "{evs:?}");
+}
+
 /// A server holds one `Connection` per client, most of them idle: its inline size is what an
 /// idle client costs (buffers, queues and rare state live out of line, and only while used).
 #[test]
