@@ -38,6 +38,31 @@ fn predicted_size(len: usize) -> u16 {
     }
 }
 
+/// A whole message's payload, copied out of the input into a recycled buffer.
+fn copy_payload(payload: &[u8]) -> Vec<u8> {
+    let mut data = reuse::take_small(payload.len());
+    data.extend_from_slice(payload);
+    data
+}
+
+/// Unmasks and validates the payload of the whole message `h` starts. `None` for invalid
+/// UTF-8, the buffer given back to the pool.
+fn into_message(h: &FrameHeader, kind: DataKind, mut data: Vec<u8>) -> Option<Message> {
+    if let Some(k) = h.mask {
+        apply_mask(&mut data, k, 0);
+    }
+    match kind {
+        DataKind::Text => match String::from_utf8(data) {
+            Ok(text) => Some(Message::Text(text)),
+            Err(e) => {
+                reuse::give_message(e.into_bytes());
+                None
+            }
+        },
+        DataKind::Binary => Some(Message::Binary(data)),
+    }
+}
+
 /// Payloads from this size up are queued without a copy by [`Connection::send_owned`]; smaller
 /// ones are cheaper to copy into the coalescing buffer than to write as a separate slice.
 const ZERO_COPY_MIN: usize = 4096;
@@ -1115,9 +1140,7 @@ impl Connection {
             self.predicted = 0;
             return false;
         };
-        let payload = &payload[..h.payload_len as usize];
-        let mut data = reuse::take_small(payload.len());
-        data.extend_from_slice(payload);
+        let data = copy_payload(&payload[..h.payload_len as usize]);
         self.deliver_whole_message(h, kind, data);
         true
     }
@@ -1142,24 +1165,14 @@ impl Connection {
             let Some(kind) = self.whole_message_kind(&h, buf.len() - pos - n) else {
                 break;
             };
-            let payload = &buf[pos + n..pos + n + h.payload_len as usize];
-            let mut data = reuse::take_small(payload.len());
-            data.extend_from_slice(payload);
-            if let Some(k) = h.mask {
-                apply_mask(&mut data, k, 0);
-            }
-            let message = match kind {
-                DataKind::Text => match String::from_utf8(data) {
-                    Ok(text) => Message::Text(text),
-                    Err(e) => {
-                        // Reported when the decoder reaches it, after the messages before it.
-                        reuse::give_message(e.into_bytes());
-                        break;
-                    }
-                },
-                DataKind::Binary => Message::Binary(data),
+            let len = h.payload_len as usize;
+            let data = copy_payload(&buf[pos + n..pos + n + len]);
+            let Some(message) = into_message(&h, kind, data) else {
+                // Invalid UTF-8: reported when the decoder reaches it, after the messages
+                // before it.
+                break;
             };
-            self.predicted = predicted_size(message.as_bytes().len());
+            self.predicted = predicted_size(len);
             self.events.push_back(Event::Message(message));
             self.ahead += 1;
             pos += n + h.payload_len as usize;
@@ -1190,23 +1203,12 @@ impl Connection {
 
     /// Unmasks and validates the payload of a whole message, and reports it. A message of a
     /// size worth reading in place predicts the next (see [`Self::receive_scattered`]).
-    fn deliver_whole_message(&mut self, h: &FrameHeader, kind: DataKind, mut data: Vec<u8>) {
+    fn deliver_whole_message(&mut self, h: &FrameHeader, kind: DataKind, data: Vec<u8>) {
         self.predicted = predicted_size(data.len());
-        if let Some(k) = h.mask {
-            apply_mask(&mut data, k, 0);
+        match into_message(h, kind, data) {
+            Some(message) => self.events.push_back(Event::Message(message)),
+            None => self.fail_protocol(ProtocolError::InvalidUtf8),
         }
-        let message = match kind {
-            DataKind::Text => match String::from_utf8(data) {
-                Ok(text) => Message::Text(text),
-                Err(e) => {
-                    reuse::give_message(e.into_bytes());
-                    self.fail_protocol(ProtocolError::InvalidUtf8);
-                    return;
-                }
-            },
-            DataKind::Binary => Message::Binary(data),
-        };
-        self.events.push_back(Event::Message(message));
     }
 
     /// Records `n` more payload bytes of the current frame as received.
