@@ -1175,7 +1175,7 @@ impl Connection {
             self.predicted = predicted_size(len);
             self.events.push_back(Event::Message(message));
             self.ahead += 1;
-            pos += n + h.payload_len as usize;
+            pos += n + len;
         }
         pos
     }
@@ -1696,13 +1696,16 @@ impl Connection {
     /// stays small.
     #[inline(never)]
     fn send_compressed(&mut self, kind: DataKind, payload: &[u8]) -> Result<(), Error> {
-        let mut compressed = Vec::new();
         // Without deflate (never so from send_message) the payload goes out as it is.
-        let use_deflate = self.deflate.as_mut().is_some_and(|d| {
-            compressed = std::mem::take(&mut d.scratch);
-            compressed.clear();
-            d.codec.compress(payload, &mut compressed)
-        });
+        let (compressed, use_deflate) = match self.deflate.as_mut() {
+            Some(d) => {
+                let mut scratch = std::mem::take(&mut d.scratch);
+                scratch.clear();
+                let used = d.codec.compress(payload, &mut scratch);
+                (scratch, used)
+            }
+            None => (Vec::new(), false),
+        };
         let body: &[u8] = if use_deflate { &compressed } else { payload };
         let result = self.admit(self.framed_len(body.len())).map(|()| {
             self.write_data(
