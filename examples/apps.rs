@@ -8,7 +8,7 @@
 pub mod chat;
 
 use ws_proto::server::{Client, Handler, ServerApi, ServerConfig};
-use ws_proto::Message;
+use ws_proto::{Message, MessageRef};
 
 /// `ServerConfig` for the `HOST:PORT` in the first argument, or `default`.
 pub fn config_from_args(default: &str) -> ServerConfig {
@@ -38,12 +38,17 @@ pub fn large_messages(config: ServerConfig) -> ServerConfig {
         .max_message_size(64 << 20)
 }
 
-/// Echoes every message as it came: text as text, binary as binary.
+/// Echoes every message as it came: text as text, binary as binary. A small message comes lent
+/// and is copied once, into the output; a larger one comes in a buffer of its own and goes back
+/// out in it.
 pub struct Echo;
 
 impl Handler for Echo {
     fn on_message(&self, api: &dyn ServerApi, client: &Client, message: Message) {
         api.send(client.id, message);
+    }
+    fn on_message_ref(&self, api: &dyn ServerApi, client: &Client, message: MessageRef<'_>) {
+        api.send_ref(client.id, message);
     }
 }
 

@@ -3,14 +3,15 @@
 
 use std::cell::RefCell;
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ws_proto::server::{
     Client, ClientId, Decision, Handler, HttpResponse, ServerApi, ServerConfig, ServerError,
 };
-use ws_proto::{Accept, Closed, Message, Request};
+use ws_proto::{Accept, Closed, Message, MessageRef, Request};
 
 use crate::Adapter;
 
@@ -49,6 +50,8 @@ pub struct Probe {
     handshake: Option<HandshakeFn>,
     http: Option<HttpFn>,
     action: Option<ActionFn>,
+    /// Messages that came lent (`on_message_ref`) rather than owned.
+    lent: Arc<AtomicUsize>,
 }
 
 impl Probe {
@@ -62,6 +65,7 @@ impl Probe {
                 handshake: None,
                 http: None,
                 action: None,
+                lent: Arc::default(),
             },
             Events::new(rx),
         )
@@ -72,6 +76,11 @@ impl Probe {
         let (mut p, e) = Probe::new();
         p.echo = true;
         (p, e)
+    }
+
+    /// Counts the messages that reach the handler lent (`on_message_ref`) rather than owned.
+    pub fn lent_counter(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.lent)
     }
 
     /// Decides upgrade requests with `f`.
@@ -135,6 +144,15 @@ impl Handler for Probe {
             api.send(client.id, message.clone());
         }
         self.report(api, Ev::Message(client.id, message));
+    }
+    // Small messages come lent: echoed as the echo example does, so that every test of the
+    // suite runs the lent path as well as the owned one.
+    fn on_message_ref(&self, api: &dyn ServerApi, client: &Client, message: MessageRef<'_>) {
+        self.lent.fetch_add(1, Ordering::SeqCst);
+        if self.echo {
+            api.send_ref(client.id, message);
+        }
+        self.report(api, Ev::Message(client.id, message.to_message()));
     }
     fn on_ping(&self, api: &dyn ServerApi, client: &Client, payload: &[u8]) {
         self.report(api, Ev::Ping(client.id, payload.to_vec()));

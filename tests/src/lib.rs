@@ -160,6 +160,7 @@ macro_rules! behaviour_tests {
             callbacks_use_the_api_on_their_own_and_other_clients,
             a_callbacks_sends_arrive_in_the_order_issued,
             more_queued_chunks_than_one_write_takes_arrive_in_order,
+            small_messages_come_lent_and_large_or_fragmented_ones_owned,
             callback_can_close_its_own_client,
             // shutdown
             graceful_shutdown_closes_with_1001_and_waits_for_replies,

@@ -157,6 +157,43 @@ pub fn echoes_text_and_binary<A: Adapter>() {
     assert_eq!(s.events.message(c.id), Message::Binary(vec![0, 1, 2, 255]));
 }
 
+/// Whole messages under 4 KiB reach the handler lent (`on_message_ref`: received where they
+/// were read, no copy on the way in) and are echoed from there, several from one read included;
+/// larger and fragmented ones come owned (`on_message`). Every echo is exact and in order.
+pub fn small_messages_come_lent_and_large_or_fragmented_ones_owned<A: Adapter>() {
+    let (probe, events) = Probe::echo();
+    let lent = probe.lent_counter();
+    let s = TestServer::<A>::start(ServerConfig::new(), (probe, events));
+    let (mut c, client) = open(&s, "/");
+    let lent_now = || lent.load(std::sync::atomic::Ordering::SeqCst);
+    c.send_text("small");
+    assert_eq!(c.read_text(), "small");
+    assert_eq!(lent_now(), 1, "a small message comes lent");
+    let big: Vec<u8> = (0..10_000).map(|i| (i % 251) as u8).collect();
+    c.send_frame(true, 0, 2, &big);
+    assert_eq!(c.read_message(), (2, big.clone()));
+    c.send_frame(false, 0, 1, b"frag");
+    c.send_frame(true, 0, 0, b"mented");
+    assert_eq!(c.read_text(), "fragmented");
+    assert_eq!(lent_now(), 1, "large and fragmented messages come owned");
+    let mut burst = Vec::new();
+    for i in 0..5 {
+        burst.extend(c.frame(true, 0, 1, format!("burst {i}").as_bytes()));
+    }
+    burst.extend(c.frame(true, 0, 2, &big));
+    burst.extend(c.frame(true, 0, 1, b"last"));
+    c.send_raw(&burst);
+    for i in 0..5 {
+        assert_eq!(c.read_text(), format!("burst {i}"));
+    }
+    assert_eq!(c.read_message(), (2, big));
+    assert_eq!(c.read_text(), "last");
+    assert!(lent_now() >= 6, "lent: {}", lent_now());
+    let seen: Vec<Message> = (0..10).map(|_| s.events.message(client.id)).collect();
+    assert_eq!(seen[0], text("small"));
+    assert_eq!(seen[9], text("last"));
+}
+
 /// Empty messages and a 1 MiB message (16-bit and 64-bit length forms) are echoed intact.
 pub fn echoes_empty_and_large_messages<A: Adapter>() {
     let s = TestServer::<A>::echo();

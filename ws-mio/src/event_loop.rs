@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use ws_proto::connection::Message;
+use ws_proto::connection::{Message, MessageRef};
 use ws_proto::server::{
     Client, ClientId, Command, CommandSink, Notice, ServerCore, ServerError, Session, SessionStore,
     Shutdown, Slab, ACCEPT_RETRY,
@@ -95,12 +95,46 @@ struct Direct<'a> {
     dropped: RefCell<Vec<(Client, ServerError)>>,
 }
 
+impl<'a> Direct<'a> {
+    fn new(
+        queue: &'a LocalQueue,
+        conns: &'a mut Slab<Conn>,
+        dirty: &'a mut Vec<ClientId>,
+        now: Instant,
+    ) -> Direct<'a> {
+        Direct {
+            queue,
+            store: RefCell::new(Store { conns, dirty, now }),
+            dropped: RefCell::default(),
+        }
+    }
+
+    /// Whether the callbacks left something to run before the next event: commands, or sends
+    /// that failed.
+    fn left_work(&self) -> bool {
+        !self.queue.commands.borrow().is_empty() || !self.dropped.borrow().is_empty()
+    }
+}
+
 impl CommandSink for Direct<'_> {
     fn submit(&self, command: Command) {
         match command {
             Command::Send(to, message) => self.submit_send(to, message),
             other => self.queue.submit(other),
         }
+    }
+
+    fn submit_send_ref(&self, to: ClientId, message: MessageRef<'_>) {
+        if self.queue.commands.borrow().is_empty() {
+            if let Ok(mut store) = self.store.try_borrow_mut() {
+                let failed = store.command_on(to, |s| ServerCore::send_ref_now(s, message));
+                if let Some(Some(failed)) = failed {
+                    self.dropped.borrow_mut().push(*failed);
+                }
+                return;
+            }
+        }
+        self.queue.submit(Command::Send(to, message.to_message()));
     }
 
     fn submit_send(&self, to: ClientId, message: Message) {
@@ -325,7 +359,13 @@ impl EventLoop {
                 }
                 Ok(n) => {
                     if !direct {
-                        conn.session.receive(&self.read_buf[..n], now);
+                        // Taken out for the callbacks, which borrow `self`.
+                        let mut buf = std::mem::take(&mut self.read_buf);
+                        let used = self.deliver_in_place(id, &mut buf[..n], now);
+                        if let Some(conn) = self.conns.get_mut(id) {
+                            conn.session.receive(&buf[used..n], now);
+                        }
+                        self.read_buf = buf;
                     }
                     self.deliver(id, now);
                     // A peer sending a lot gets its replies written as they pile up, not only
@@ -371,20 +411,12 @@ impl EventLoop {
                 return;
             }
             let client = Arc::clone(conn.session.shared_client());
-            let api = Direct {
-                queue: &self.local,
-                store: RefCell::new(Store {
-                    conns: &mut self.conns,
-                    dirty: &mut self.dirty,
-                    now,
-                }),
-                dropped: RefCell::default(),
-            };
+            let api = Direct::new(&self.local, &mut self.conns, &mut self.dirty, now);
             // One callback context serves event after event while the callbacks only send
             // (their sends ran at once): then nothing waits to run between two events.
             loop {
                 core.notify(&api, &client, &mut self.notices);
-                if !self.local.commands.borrow().is_empty() || !api.dropped.borrow().is_empty() {
+                if api.left_work() {
                     break;
                 }
                 let more = match api.store.borrow_mut().conns.get_mut(id) {
@@ -395,11 +427,58 @@ impl EventLoop {
                     return;
                 }
             }
-            for (client, e) in api.dropped.into_inner() {
-                core.handler().on_error(&self.local, Some(&client), &e);
-            }
-            self.execute_local(now);
+            let dropped = api.dropped.into_inner();
+            self.after_callbacks(dropped, now);
         }
+    }
+
+    /// Hands the whole small messages that start `data` (just read) to the callbacks where they
+    /// lie, lent, and returns the bytes they took: the rest goes to the session as usual. See
+    /// `deliver` for the order of callbacks and commands, which is the same.
+    fn deliver_in_place(&mut self, id: ClientId, data: &mut [u8], now: Instant) -> usize {
+        let shared = Arc::clone(&self.shared);
+        let core = &shared.core;
+        let mut pos = 0;
+        loop {
+            let Some(conn) = self.conns.get_mut(id) else {
+                return pos;
+            };
+            let Some((mut message, used)) = conn.session.receive_in_place(&mut data[pos..], now)
+            else {
+                return pos;
+            };
+            pos += used;
+            let client = Arc::clone(conn.session.shared_client());
+            let api = Direct::new(&self.local, &mut self.conns, &mut self.dirty, now);
+            loop {
+                core.notify_message(&api, &client, message);
+                if api.left_work() {
+                    break;
+                }
+                let next = match api.store.borrow_mut().conns.get_mut(id) {
+                    Some(conn) => conn.session.receive_in_place(&mut data[pos..], now),
+                    None => None,
+                };
+                let Some((m, used)) = next else {
+                    return pos;
+                };
+                message = m;
+                pos += used;
+            }
+            let dropped = api.dropped.into_inner();
+            self.after_callbacks(dropped, now);
+        }
+    }
+
+    /// What the callbacks of a [`Direct`] context left: failed sends to report, then commands.
+    fn after_callbacks(&mut self, dropped: Vec<(Client, ServerError)>, now: Instant) {
+        for (client, e) in dropped {
+            self.shared
+                .core
+                .handler()
+                .on_error(&self.local, Some(&client), &e);
+        }
+        self.execute_local(now);
     }
 
     /// Runs the commands callbacks issued on this thread.

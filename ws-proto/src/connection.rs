@@ -136,6 +136,69 @@ impl Message {
     }
 }
 
+/// A complete data message lent rather than given: the payload still lies in the buffer it was
+/// read into (see [`Connection::receive_in_place`]), so receiving it cost no allocation and no
+/// copy.
+///
+/// ```
+/// use ws_proto::{Message, MessageRef};
+/// let lent = MessageRef::Text("hi");
+/// assert_eq!(lent.as_bytes(), b"hi");
+/// assert_eq!(lent.to_message(), Message::Text("hi".into()));
+/// assert_eq!(Message::Binary(vec![1]).as_ref(), MessageRef::Binary(&[1]));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageRef<'a> {
+    /// A text message (valid UTF-8).
+    Text(&'a str),
+    /// A binary message.
+    Binary(&'a [u8]),
+}
+
+impl<'a> MessageRef<'a> {
+    /// The payload bytes.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        match *self {
+            MessageRef::Text(s) => s.as_bytes(),
+            MessageRef::Binary(b) => b,
+        }
+    }
+
+    /// The kind of message.
+    pub fn kind(&self) -> DataKind {
+        match self {
+            MessageRef::Text(_) => DataKind::Text,
+            MessageRef::Binary(_) => DataKind::Binary,
+        }
+    }
+
+    /// An owned copy, in a buffer from the pool that sent messages give theirs back to.
+    pub fn to_message(&self) -> Message {
+        let mut data = reuse::take_small(self.as_bytes().len());
+        match *self {
+            MessageRef::Text(s) => {
+                let mut text = String::from_utf8(data).unwrap_or_default();
+                text.push_str(s);
+                Message::Text(text)
+            }
+            MessageRef::Binary(b) => {
+                data.extend_from_slice(b);
+                Message::Binary(data)
+            }
+        }
+    }
+}
+
+impl Message {
+    /// The message, lent.
+    pub fn as_ref(&self) -> MessageRef<'_> {
+        match self {
+            Message::Text(s) => MessageRef::Text(s),
+            Message::Binary(b) => MessageRef::Binary(b),
+        }
+    }
+}
+
 /// Text or binary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DataKind {
@@ -834,6 +897,81 @@ impl Connection {
             }
             State::Closed => {}
         }
+    }
+
+    /// Decodes the whole message that starts `data`, if it is a small single frame and nothing
+    /// received before waits, right where it lies: unmasks it in place and lends it out, with the
+    /// number of bytes it took. An echo or a relay then costs no allocation and no copy on the
+    /// way in. `None` means nothing was taken: hand `data` (the rest of it, after the messages
+    /// taken) to [`Connection::receive`] as usual. Call it again after each message, once the
+    /// application has handled it, so that replies keep the order of the input.
+    ///
+    /// It takes only what [`Connection::receive`] would turn into a message event and nothing
+    /// else (control frames, fragments, compressed or large messages go the usual way), with the
+    /// same checks. A text message that is not UTF-8 fails the connection (1007), as it would
+    /// there.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_proto::{Accept, Config, Connection, Event, MessageRef};
+    ///
+    /// let mut conn = Connection::server(Config::default(), Instant::now());
+    /// conn.receive(
+    ///     b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    ///       Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    ///     Instant::now(),
+    /// );
+    /// assert!(matches!(conn.poll_event(), Some(Event::Request(_))));
+    /// conn.accept(Accept::default()).unwrap();
+    /// // "hi" masked with the key 1, 2, 3, 4, then a ping.
+    /// let mut input = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2, 0x89, 0x80, 0, 0, 0, 0];
+    /// let (message, used) = conn.receive_in_place(&mut input, Instant::now()).unwrap();
+    /// assert_eq!(message, MessageRef::Text("hi"));
+    /// assert_eq!(used, 8);
+    /// // A ping is not a message: it goes the usual way.
+    /// assert!(conn.receive_in_place(&mut input[used..], Instant::now()).is_none());
+    /// conn.receive(&input[used..], Instant::now());
+    /// assert!(matches!(conn.poll_event(), Some(Event::Ping(_))));
+    /// ```
+    pub fn receive_in_place<'a>(
+        &mut self,
+        data: &'a mut [u8],
+        now: Instant,
+    ) -> Option<(MessageRef<'a>, usize)> {
+        if !matches!(self.rx, Rx::Header) || !self.accepting_frames() || !self.input_drained() {
+            return None;
+        }
+        let Ok(Some((h, n))) = FrameHeader::decode(data) else {
+            return None;
+        };
+        let kind = self.whole_message_kind(&h, data.len() - n)?;
+        let len = h.payload_len as usize;
+        // Larger messages are better served as buffers of their own (a zero-copy echo, reads
+        // straight into the next one: see `receive_scattered`).
+        if len >= ZERO_COPY_MIN {
+            return None;
+        }
+        self.now = now;
+        self.heard_from_peer();
+        self.predicted = predicted_size(len);
+        let payload = &mut data[n..n + len];
+        if let Some(k) = h.mask {
+            apply_mask(payload, k, 0);
+        }
+        let payload: &'a [u8] = payload;
+        let message = match kind {
+            DataKind::Binary => MessageRef::Binary(payload),
+            DataKind::Text => match std::str::from_utf8(payload) {
+                Ok(text) => MessageRef::Text(text),
+                Err(_) => {
+                    // The input is unmasked now: the connection must not decode it again, and
+                    // failing it means it will not.
+                    self.fail_protocol(ProtocolError::InvalidUtf8);
+                    return None;
+                }
+            },
+        };
+        Some((message, n + len))
     }
 
     /// The transport reached end of stream (or failed).

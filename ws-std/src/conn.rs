@@ -160,7 +160,23 @@ impl ClientThread {
                 0
             }
             Ok(n) => {
-                st.session.receive(&buf[..n], now);
+                // Whole small messages go to the callbacks where they lie, lent, with no lock
+                // held (see `notify`); the rest goes to the session.
+                let mut pos = 0;
+                while let Some((message, used)) = st.session.receive_in_place(&mut buf[pos..n], now)
+                {
+                    pos += used;
+                    drop(st);
+                    // Set by now (the handshake's notice came first); a field, not `self`,
+                    // as `buf` may be `self.big`.
+                    let slot = &self.slot;
+                    let client = self
+                        .client
+                        .get_or_insert_with(|| slot.lock().session.client().clone());
+                    self.shared.core.notify_message(&self.api, client, message);
+                    st = self.slot.lock();
+                }
+                st.session.receive(&buf[pos..n], now);
                 n
             }
             // No receive timeout is set; only a signal could get here.

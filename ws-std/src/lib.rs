@@ -69,6 +69,7 @@ use socket2::SockRef;
 use ws_proto::server::{
     Command, CommandSink, Lifecycle, ServerCore, Session, SessionStore, Shutdown, Slab,
 };
+use ws_proto::MessageRef;
 
 pub use ws_proto::server::exports::*;
 
@@ -429,6 +430,11 @@ impl CommandSink for Handle {
         if let Some(kind) = shared.core.execute(command, &mut &*shared, self) {
             shared.request_shutdown(kind);
         }
+    }
+
+    fn submit_send_ref(&self, to: ClientId, message: MessageRef<'_>) {
+        let shared: &Shared = &self.shared;
+        shared.core.send_ref(&mut &*shared, self, to, message);
     }
 
     fn clients(&self) -> Vec<Client> {

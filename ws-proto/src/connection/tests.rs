@@ -1625,3 +1625,170 @@ fn invalid_utf8_read_in_place_is_closed_with_1007() {
     );
     assert_eq!((out[0], &out[2..4]), (0x88, &[0x03, 0xef][..]), "{out:?}");
 }
+
+// ----- messages lent in place (`receive_in_place`) -----
+
+/// An application that echoes every message, fed `input` in the chunks `cuts` make, taking
+/// whole small messages in place first (as the adapters do) when `in_place`. Returns what it
+/// saw, the output, and how many messages it took in place.
+fn run_echo(input: &[u8], cuts: &[usize], in_place: bool) -> (Vec<Event>, Vec<u8>, usize) {
+    fn echo(s: &mut Connection, m: Message, seen: &mut Vec<Event>) {
+        let _ = s.send(&m);
+        seen.push(Event::Message(m));
+    }
+    let mut s = server();
+    let (mut seen, mut lent) = (Vec::new(), 0);
+    let mut bounds: Vec<usize> = cuts.iter().map(|&c| c.min(input.len())).collect();
+    bounds.push(input.len());
+    let mut start = 0;
+    for end in bounds {
+        let end = end.max(start);
+        let mut chunk = input[start..end].to_vec();
+        start = end;
+        let mut pos = 0;
+        while let Some((m, used)) = in_place
+            .then(|| s.receive_in_place(&mut chunk[pos..], t0()))
+            .flatten()
+        {
+            let m = m.to_message();
+            pos += used;
+            lent += 1;
+            echo(&mut s, m, &mut seen);
+        }
+        s.receive(&chunk[pos..], t0());
+        while let Some(ev) = s.poll_event() {
+            match ev {
+                Event::Message(m) => echo(&mut s, m, &mut seen),
+                other => seen.push(other),
+            }
+        }
+    }
+    let out = drain_output(&mut s);
+    (seen, out, lent)
+}
+
+proptest! {
+    #[test]
+    fn messages_taken_in_place_give_the_same_callbacks_and_output(
+            input in arb_client_stream(),
+            close in any::<bool>(),
+            after in arb_client_stream(),
+            cuts in proptest::collection::vec(0usize..4000, 0..10),
+            garbage in proptest::collection::vec(any::<u8>(), 0..20)) {
+        let mut input = input;
+        if close {
+            input.extend(cframe(8, true, &[0x03, 0xe8]));
+        }
+        input.extend(after);
+        input.extend(garbage);
+        let mut cuts = cuts;
+        cuts.sort_unstable();
+        let (evs, out, _) = run_echo(&input, &[], false);
+        let (evs_lent, out_lent, _) = run_echo(&input, &cuts, true);
+        prop_assert_eq!(&evs, &evs_lent);
+        prop_assert_eq!(&out, &out_lent);
+        let bytewise: Vec<usize> = (0..input.len()).collect();
+        let (evs_lent, out_lent, _) = run_echo(&input, &bytewise, true);
+        prop_assert_eq!(&evs, &evs_lent);
+        prop_assert_eq!(&out, &out_lent);
+    }
+}
+
+#[test]
+fn whole_small_messages_are_lent_from_the_input_unmasked_in_place() {
+    let mut input = cframe(2, true, b"one");
+    input.extend(cframe(1, true, "twö".as_bytes()));
+    input.extend(cframe(2, true, b""));
+    input.extend(cframe(9, true, b"p"));
+    input.extend(cframe(2, true, b"after the ping"));
+    let mut s = server();
+    let range = input.as_ptr_range();
+    let mut pos = 0;
+    let mut lent = Vec::new();
+    while let Some((m, used)) = s.receive_in_place(&mut input[pos..], t0()) {
+        // The payload is the input itself, not a copy.
+        assert!(m.as_bytes().is_empty() || range.contains(&m.as_bytes().as_ptr()));
+        lent.push(m.to_message());
+        pos += used;
+    }
+    assert_eq!(
+        lent,
+        [
+            Message::Binary(b"one".to_vec()),
+            Message::Text("twö".into()),
+            Message::Binary(Vec::new())
+        ]
+    );
+    assert_eq!(pos, 9 + 10 + 6, "stops at the ping");
+    assert_eq!(&input[6..9], b"one", "unmasked where it lies");
+    s.receive(&input[pos..], t0());
+    assert_eq!(
+        events(&mut s),
+        [
+            Event::Ping(b"p".to_vec()),
+            Event::Message(Message::Binary(b"after the ping".to_vec()))
+        ]
+    );
+    assert_eq!(
+        decode_all(&drain_output(&mut s)),
+        [(OpCode::Pong, true, b"p".to_vec())]
+    );
+}
+
+#[test]
+fn nothing_is_lent_while_earlier_input_waits_or_a_frame_needs_the_general_path() {
+    let large = vec![7u8; ZERO_COPY_MIN];
+    let cases: [(&str, Vec<u8>); 5] = [
+        ("fragment", cframe(2, false, b"a")),
+        ("compressed bit", frame(2, true, 4, b"a", K)),
+        ("unmasked from a client", frame(2, true, 0, b"a", None)),
+        ("large", cframe(2, true, &large)),
+        ("partial", cframe(2, true, b"abc")[..7].to_vec()),
+    ];
+    for (what, mut input) in cases {
+        let copy = input.clone();
+        assert!(
+            server().receive_in_place(&mut input, t0()).is_none(),
+            "{what}"
+        );
+        assert_eq!(input, copy, "{what}: left as it was");
+    }
+    // Input that waits in the connection comes first: nothing may overtake it.
+    let mut s = server();
+    let first = cframe(2, true, b"first");
+    s.receive(&first[..4], t0());
+    let mut next = cframe(2, true, b"next");
+    assert!(s.receive_in_place(&mut next, t0()).is_none());
+    // So does an event not yet polled.
+    let mut s = server();
+    s.receive(&cframe(9, true, b""), t0());
+    assert!(s.receive_in_place(&mut next, t0()).is_none());
+    // Over the message limit: the general path fails it with 1009.
+    let mut cfg = Config::default();
+    cfg.max_message_size = 2;
+    let mut s = server_with(cfg);
+    let mut big = cframe(2, true, b"abc");
+    assert!(s.receive_in_place(&mut big, t0()).is_none());
+    s.receive(&big, t0());
+    assert!(matches!(&events(&mut s)[..], [Event::Closed(c)] if c.code == 1009));
+}
+
+#[test]
+fn invalid_utf8_lent_in_place_fails_with_1007_and_nothing_after_it_is_decoded() {
+    let mut input = cframe(1, true, b"ok");
+    input.extend(cframe(1, true, &[b'a', 0xff]));
+    input.extend(cframe(1, true, b"never"));
+    let mut s = server();
+    let (m, used) = s.receive_in_place(&mut input, t0()).unwrap();
+    assert_eq!(m, MessageRef::Text("ok"));
+    assert!(s.receive_in_place(&mut input[used..], t0()).is_none());
+    s.receive(&input[used..], t0());
+    assert!(
+        matches!(&events(&mut s)[..], [Event::Closed(c)] if c.code == 1007),
+        "only the close"
+    );
+    let out = decode_all(&drain_output(&mut s));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, OpCode::Close);
+    assert_eq!(&out[0].2[..2], &[0x03, 0xef]);
+}

@@ -4,7 +4,7 @@ use core::net::SocketAddr;
 
 use super::{Client, ClientId, ServerError};
 use crate::close::CloseCode;
-use crate::connection::{Accept, Closed, Message};
+use crate::connection::{Accept, Closed, Message, MessageRef};
 use crate::handshake::Request;
 
 /// A request to the server, from a callback or from any thread.
@@ -40,6 +40,12 @@ pub trait CommandSink {
     fn submit_send(&self, to: ClientId, message: Message) {
         self.submit(Command::Send(to, message));
     }
+    /// Sends one lent message: [`ServerApi::send_ref`]. The default copies it into a
+    /// [`Self::submit_send`]; an adapter that can send at once overrides it, and copies the
+    /// payload only into the output.
+    fn submit_send_ref(&self, to: ClientId, message: MessageRef<'_>) {
+        self.submit_send(to, message.to_message());
+    }
     /// The clients connected now.
     fn clients(&self) -> Vec<Client>;
 }
@@ -53,13 +59,17 @@ pub trait ServerApi {
     fn clients(&self) -> Vec<Client>;
     /// Sends a message to one client (Python: `send_message`).
     fn send(&self, to: ClientId, message: Message);
+    /// Sends a lent message to one client: the payload is copied once, into the client's output,
+    /// where the callback runs on the client's own thread or event loop. The way to echo a
+    /// message [`Handler::on_message_ref`] lends.
+    fn send_ref(&self, to: ClientId, message: MessageRef<'_>);
     /// Sends text to one client.
     fn send_text(&self, to: ClientId, text: &str) {
-        self.send(to, Message::Text(text.to_owned()));
+        self.send_ref(to, MessageRef::Text(text));
     }
     /// Sends bytes to one client.
     fn send_binary(&self, to: ClientId, data: &[u8]) {
-        self.send(to, Message::Binary(data.to_vec()));
+        self.send_ref(to, MessageRef::Binary(data));
     }
     /// Sends a message to every client, encoding it once (Python: `send_message_to_all`).
     fn send_to_all(&self, message: Message);
@@ -85,6 +95,9 @@ impl<T: CommandSink + ?Sized> ServerApi for T {
     }
     fn send(&self, to: ClientId, message: Message) {
         self.submit_send(to, message);
+    }
+    fn send_ref(&self, to: ClientId, message: MessageRef<'_>) {
+        self.submit_send_ref(to, message);
     }
     fn send_to_all(&self, message: Message) {
         self.submit(Command::SendToAll(message));
@@ -192,6 +205,34 @@ pub trait Handler: Send + Sync + 'static {
     /// A message arrived.
     fn on_message(&self, api: &dyn ServerApi, client: &Client, message: Message) {
         let _ = (api, client, message);
+    }
+    /// A message arrived, lent: an optional fast path beside [`Self::on_message`], which must
+    /// still handle every message. Whole single-frame messages under 4 KiB are received where
+    /// they were read and may come here instead, sparing an allocation and a copy each; larger,
+    /// fragmented and compressed messages always go to `on_message`. The default gives
+    /// `on_message` an owned copy. Override it where the payload is only looked at or passed on
+    /// with [`ServerApi::send_ref`]. Exactly one of the two is called per message.
+    ///
+    /// ```
+    /// use ws_proto::server::{Client, Handler, ServerApi};
+    /// use ws_proto::{Message, MessageRef};
+    ///
+    /// /// Echoes every message: large ones in their own buffer, small ones copied once, into
+    /// /// the client's output.
+    /// struct Echo;
+    ///
+    /// impl Handler for Echo {
+    ///     fn on_message(&self, api: &dyn ServerApi, client: &Client, message: Message) {
+    ///         api.send(client.id, message);
+    ///     }
+    ///     fn on_message_ref(&self, api: &dyn ServerApi, client: &Client, message: MessageRef<'_>) {
+    ///         api.send_ref(client.id, message);
+    ///     }
+    /// }
+    /// # let _ = Echo;
+    /// ```
+    fn on_message_ref(&self, api: &dyn ServerApi, client: &Client, message: MessageRef<'_>) {
+        self.on_message(api, client, message.to_message());
     }
     /// A ping arrived (the pong is sent automatically).
     fn on_ping(&self, api: &dyn ServerApi, client: &Client, payload: &[u8]) {

@@ -4,7 +4,7 @@ use core::net::SocketAddr;
 
 use super::api::{Decision, Handler, HttpResponse, ServerApi};
 use super::{Client, ServerError};
-use crate::connection::{Accept, Closed, Message};
+use crate::connection::{Accept, Closed, Message, MessageRef};
 use crate::handshake::Request;
 
 type Cb<A> = Option<Box<dyn Fn(&dyn ServerApi, &Client, A) + Send + Sync>>;
@@ -155,6 +155,12 @@ impl Handler for Callbacks {
     fn on_message(&self, api: &dyn ServerApi, client: &Client, message: Message) {
         if let Some(f) = &self.message {
             f(api, client, message);
+        }
+    }
+    fn on_message_ref(&self, api: &dyn ServerApi, client: &Client, message: MessageRef<'_>) {
+        // No copy for a callback that is not set.
+        if let Some(f) = &self.message {
+            f(api, client, message.to_message());
         }
     }
     fn on_ping(&self, api: &dyn ServerApi, client: &Client, payload: &[u8]) {

@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 use super::api::{Command, Handler, ServerApi};
 use super::session::{Notice, Session};
 use super::{Client, ClientId, Registry, ServerConfig, ServerError};
-use crate::connection::Message;
+use crate::connection::{Message, MessageRef};
 use crate::error::Error;
 use crate::output::SharedFrame;
 
@@ -127,6 +127,11 @@ impl ServerCore {
         self.registry().clients()
     }
 
+    /// Delivers a message lent by [`Session::receive_in_place`] to the callbacks.
+    pub fn notify_message(&self, api: &dyn ServerApi, client: &Client, message: MessageRef<'_>) {
+        self.handler.on_message_ref(api, client, message);
+    }
+
     /// Delivers (and drains) the notices of one client to the callbacks.
     pub fn notify(&self, api: &dyn ServerApi, client: &Client, notices: &mut Vec<Notice>) {
         for notice in notices.drain(..) {
@@ -224,6 +229,19 @@ impl ServerCore {
         }
     }
 
+    /// Sends a lent message to one client at once through `store`: what [`Command::Send`] does,
+    /// with the payload copied into the client's output (for an adapter whose callbacks' sends
+    /// run at once, see [`super::CommandSink::submit_send_ref`]).
+    pub fn send_ref(
+        &self,
+        store: &mut dyn SessionStore,
+        api: &dyn ServerApi,
+        to: ClientId,
+        message: MessageRef<'_>,
+    ) {
+        self.on_session(store, api, to, |s| s.send_ref(message));
+    }
+
     fn on_session(
         &self,
         store: &mut dyn SessionStore,
@@ -249,6 +267,17 @@ impl ServerCore {
     /// inside another).
     pub fn send_now(session: &mut Session, message: Message) -> Option<Box<(Client, ServerError)>> {
         match session.send(message) {
+            Ok(()) => None,
+            Err(e) => Self::failure(session, e).map(Box::new),
+        }
+    }
+
+    /// [`Self::send_now`] for a lent message, copied into the output.
+    pub fn send_ref_now(
+        session: &mut Session,
+        message: MessageRef<'_>,
+    ) -> Option<Box<(Client, ServerError)>> {
+        match session.send_ref(message) {
             Ok(()) => None,
             Err(e) => Self::failure(session, e).map(Box::new),
         }

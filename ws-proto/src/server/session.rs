@@ -10,7 +10,7 @@ use super::api::Decision;
 use super::hub::ServerCore;
 use super::{Client, ClientId, ServerError};
 use crate::config::Config;
-use crate::connection::{Closed, Connection, Event, Message};
+use crate::connection::{Closed, Connection, Event, Message, MessageRef};
 use crate::error::Error;
 use crate::output::SharedFrame;
 
@@ -123,6 +123,14 @@ impl Session {
         self.conn.send_owned(message)
     }
 
+    /// Sends a lent message, copied into the output.
+    pub fn send_ref(&mut self, message: MessageRef<'_>) -> Result<(), Error> {
+        match message {
+            MessageRef::Text(t) => self.conn.send_text(t),
+            MessageRef::Binary(b) => self.conn.send_binary(b),
+        }
+    }
+
     /// Queues a shared pre-encoded frame.
     pub fn send_shared(&mut self, frame: &SharedFrame) -> Result<(), Error> {
         self.conn.send_shared(frame)
@@ -148,6 +156,21 @@ impl Session {
             return;
         }
         self.conn.receive(data, now);
+    }
+
+    /// Takes the whole small message that starts `data` where it lies: see
+    /// [`Connection::receive_in_place`]. Never on a TLS session, whose input must be decrypted
+    /// first.
+    pub fn receive_in_place<'a>(
+        &mut self,
+        data: &'a mut [u8],
+        now: Instant,
+    ) -> Option<(MessageRef<'a>, usize)> {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return None;
+        }
+        self.conn.receive_in_place(data, now)
     }
 
     /// Reads large payloads straight into the message: see [`Connection::receive_direct`]. Never
