@@ -362,12 +362,24 @@ impl EventLoop {
                         // Taken out for the callbacks, which borrow `self`.
                         let mut buf = std::mem::take(&mut self.read_buf);
                         let used = self.deliver_in_place(id, &mut buf[..n], now);
-                        if let Some(conn) = self.conns.get_mut(id) {
-                            conn.session.receive(&buf[used..n], now);
-                        }
+                        let conn = self.conns.get_mut(id);
+                        let rest = match conn {
+                            Some(conn) if used < n => {
+                                conn.session.receive(&buf[used..n], now);
+                                true
+                            }
+                            // All taken in place: only a failure there (or a command) can have
+                            // left an event.
+                            Some(conn) => conn.session.connection().has_event(),
+                            None => false,
+                        };
                         self.read_buf = buf;
+                        if rest {
+                            self.deliver(id, now);
+                        }
+                    } else {
+                        self.deliver(id, now);
                     }
-                    self.deliver(id, now);
                     // A peer sending a lot gets its replies written as they pile up, not only
                     // at the end of the wake-up.
                     if self

@@ -106,6 +106,9 @@ struct Queue {
     /// Bytes of the front chunk already written.
     head: usize,
     len: usize,
+    /// An empty buffer for the next owned chunk: the last one written, kept with the queue, so
+    /// that a connection with one reply at a time takes the two from the pool together.
+    spare: Vec<u8>,
 }
 
 /// Pooled buffers per thread, and the largest buffer worth pooling.
@@ -178,7 +181,11 @@ impl OutputQueue {
         let q = self.queue();
         if !matches!(q.chunks.back(), Some(Chunk::Owned(v)) if v.capacity() <= APPEND_MAX_CAPACITY)
         {
-            q.chunks.push_back(Chunk::Owned(pooled_buffer()));
+            let buf = match q.spare.capacity() {
+                0 => pooled_buffer(),
+                _ => std::mem::take(&mut q.spare),
+            };
+            q.chunks.push_back(Chunk::Owned(buf));
         }
         let Some(Chunk::Owned(tail)) = q.chunks.back_mut() else {
             unreachable!("an owned tail was just ensured")
@@ -245,6 +252,12 @@ impl OutputQueue {
             n -= front_len;
             q.head = 0;
             match q.chunks.pop_front() {
+                Some(Chunk::Owned(mut v))
+                    if q.spare.capacity() == 0 && v.capacity() <= POOL_BUFFER_MAX =>
+                {
+                    v.clear();
+                    q.spare = v;
+                }
                 Some(Chunk::Owned(v)) => recycle_buffer(v),
                 Some(Chunk::Payload(v)) => crate::reuse::give_message(v),
                 _ => {}

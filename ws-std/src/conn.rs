@@ -176,7 +176,9 @@ impl ClientThread {
                     self.shared.core.notify_message(&self.api, client, message);
                     st = self.slot.lock();
                 }
-                st.session.receive(&buf[pos..n], now);
+                if pos < n {
+                    st.session.receive(&buf[pos..n], now);
+                }
                 n
             }
             // No receive timeout is set; only a signal could get here.
