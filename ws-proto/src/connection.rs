@@ -941,8 +941,26 @@ impl Connection {
         if !matches!(self.rx, Rx::Header) || !self.accepting_frames() || !self.input_drained() {
             return None;
         }
-        let Ok(Some((h, n))) = FrameHeader::decode(data) else {
-            return None;
+        let (h, n) = match *data {
+            // What a client sends most: a final text or binary frame, masked, under 126 bytes.
+            [b0 @ (0x81 | 0x82), b1 @ 0x80..=0xfd, k0, k1, k2, k3, ..] => (
+                FrameHeader {
+                    fin: true,
+                    rsv: 0,
+                    opcode: if b0 == 0x81 {
+                        OpCode::Text
+                    } else {
+                        OpCode::Binary
+                    },
+                    mask: Some([k0, k1, k2, k3]),
+                    payload_len: u64::from(b1 & 0x7f),
+                },
+                6,
+            ),
+            _ => match FrameHeader::decode(data) {
+                Ok(Some(decoded)) => decoded,
+                _ => return None,
+            },
         };
         let kind = self.whole_message_kind(&h, data.len() - n)?;
         let len = h.payload_len as usize;
@@ -1888,6 +1906,19 @@ impl Connection {
 
     /// Encodes one frame into the output buffer, masking it in place for a client.
     fn write_frame(&mut self, opcode: OpCode, fin: bool, rsv: u8, payload: &[u8]) {
+        if self.role == Role::Server && payload.len() < 126 {
+            // The usual reply: a two-byte header, unmasked.
+            let head = [
+                (u8::from(fin) << 7) | ((rsv & 0x07) << 4) | opcode.as_u8(),
+                payload.len() as u8,
+            ];
+            self.out.append(|buf| {
+                buf.reserve(2 + payload.len());
+                buf.extend_from_slice(&head);
+                buf.extend_from_slice(payload);
+            });
+            return;
+        }
         let mask = self
             .rare
             .as_mut()
