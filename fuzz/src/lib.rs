@@ -754,6 +754,7 @@ pub fn run_stream(role: Role, data: &[u8]) {
         // What the endpoint may have queued since its output was last empty.
         budget: conn.buffered_amount() + 256,
         eof: false,
+        reads: 0,
     };
     d.drain_events(&mut conn);
 
@@ -825,6 +826,8 @@ struct Driver {
     ev: EventChecker,
     budget: usize,
     eof: bool,
+    /// Reads so far (see `receive`).
+    reads: u32,
 }
 
 impl Driver {
@@ -888,8 +891,21 @@ impl Driver {
             Ok(n)
         });
         let taken = taken.map_or(0, |r| r.expect("the read cannot fail"));
-        if taken < data.len() {
-            conn.receive(&data[taken..], now);
+        let mut rest = data[taken..].to_vec();
+        let mut pos = 0;
+        // As the adapters read: whole small messages taken where they lie, then the rest. Every
+        // other read only, so that the decoder's own whole-message path is fuzzed as well.
+        self.reads += 1;
+        if self.reads % 2 == 0 {
+            while let Some((message, used)) = conn.receive_in_place(&mut rest[pos..], now) {
+                let event = Event::Message(message.to_message());
+                assert!(used > 0 && used <= rest.len() - pos, "took {used} bytes");
+                pos += used;
+                self.ev.check(&event, conn);
+            }
+        }
+        if pos < rest.len() {
+            conn.receive(&rest[pos..], now);
         }
         self.drain_events(conn);
     }
