@@ -92,8 +92,11 @@ struct Direct<'a> {
     /// twice; should it be, the command is queued instead.
     store: RefCell<Store<'a>>,
     /// Sends that failed: the error callback hears of them once this callback has returned.
-    dropped: RefCell<Vec<(Client, ServerError)>>,
+    dropped: RefCell<Vec<Dropped>>,
 }
+
+/// A send that failed, for the error callback.
+type Dropped = (Client, ServerError);
 
 impl<'a> Direct<'a> {
     fn new(
@@ -107,6 +110,26 @@ impl<'a> Direct<'a> {
             store: RefCell::new(Store { conns, dirty, now }),
             dropped: RefCell::default(),
         }
+    }
+
+    /// Sends `message` to `to` at once with `send`, unless commands wait ahead of it (or the
+    /// store is in use): then it is queued, as `owned(message)`, behind them.
+    fn send_or_queue<M>(
+        &self,
+        to: ClientId,
+        message: M,
+        send: fn(&mut Session, M) -> Option<Box<Dropped>>,
+        owned: fn(M) -> Message,
+    ) {
+        if self.queue.commands.borrow().is_empty() {
+            if let Ok(mut store) = self.store.try_borrow_mut() {
+                if let Some(Some(failed)) = store.command_on(to, |s| send(s, message)) {
+                    self.dropped.borrow_mut().push(*failed);
+                }
+                return;
+            }
+        }
+        self.queue.submit(Command::Send(to, owned(message)));
     }
 
     /// Whether the callbacks left something to run before the next event: commands, or sends
@@ -125,29 +148,11 @@ impl CommandSink for Direct<'_> {
     }
 
     fn submit_send_ref(&self, to: ClientId, message: MessageRef<'_>) {
-        if self.queue.commands.borrow().is_empty() {
-            if let Ok(mut store) = self.store.try_borrow_mut() {
-                let failed = store.command_on(to, |s| ServerCore::send_ref_now(s, message));
-                if let Some(Some(failed)) = failed {
-                    self.dropped.borrow_mut().push(*failed);
-                }
-                return;
-            }
-        }
-        self.queue.submit(Command::Send(to, message.to_message()));
+        self.send_or_queue(to, message, ServerCore::send_ref_now, |m| m.to_message());
     }
 
     fn submit_send(&self, to: ClientId, message: Message) {
-        if self.queue.commands.borrow().is_empty() {
-            if let Ok(mut store) = self.store.try_borrow_mut() {
-                let failed = store.command_on(to, |s| ServerCore::send_now(s, message));
-                if let Some(Some(failed)) = failed {
-                    self.dropped.borrow_mut().push(*failed);
-                }
-                return;
-            }
-        }
-        self.queue.submit(Command::Send(to, message));
+        self.send_or_queue(to, message, ServerCore::send_now, |m| m);
     }
 
     fn clients(&self) -> Vec<Client> {
@@ -483,7 +488,7 @@ impl EventLoop {
     }
 
     /// What the callbacks of a [`Direct`] context left: failed sends to report, then commands.
-    fn after_callbacks(&mut self, dropped: Vec<(Client, ServerError)>, now: Instant) {
+    fn after_callbacks(&mut self, dropped: Vec<Dropped>, now: Instant) {
         for (client, e) in dropped {
             self.shared
                 .core
