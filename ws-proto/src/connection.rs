@@ -13,7 +13,7 @@ use crate::close::{CloseCode, ClosePayload, MAX_REASON_LEN};
 use crate::config::{Backpressure, Config};
 use crate::deflate::{self, DeflateConfig, DeflateParams, PerMessageDeflate};
 use crate::error::{ConnectionError, Error, HandshakeError, ProtocolError};
-use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1};
+use crate::frame::{first_byte, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1};
 use crate::handshake::{
     client, server, ClientRequest, ParsedRequest, Request, RequestParser, Response, ResponseParser,
 };
@@ -941,26 +941,8 @@ impl Connection {
         if !matches!(self.rx, Rx::Header) || !self.accepting_frames() || !self.input_drained() {
             return None;
         }
-        let (h, n) = match *data {
-            // What a client sends most: a final text or binary frame, masked, under 126 bytes.
-            [b0 @ (0x81 | 0x82), b1 @ 0x80..=0xfd, k0, k1, k2, k3, ..] => (
-                FrameHeader {
-                    fin: true,
-                    rsv: 0,
-                    opcode: if b0 == 0x81 {
-                        OpCode::Text
-                    } else {
-                        OpCode::Binary
-                    },
-                    mask: Some([k0, k1, k2, k3]),
-                    payload_len: u64::from(b1 & 0x7f),
-                },
-                6,
-            ),
-            _ => match FrameHeader::decode(data) {
-                Ok(Some(decoded)) => decoded,
-                _ => return None,
-            },
+        let Ok(Some((h, n))) = FrameHeader::decode(data) else {
+            return None;
         };
         let kind = self.whole_message_kind(&h, data.len() - n)?;
         let len = h.payload_len as usize;
@@ -1908,10 +1890,7 @@ impl Connection {
     fn write_frame(&mut self, opcode: OpCode, fin: bool, rsv: u8, payload: &[u8]) {
         if self.role == Role::Server && payload.len() < 126 {
             // The usual reply: a two-byte header, unmasked.
-            let head = [
-                (u8::from(fin) << 7) | ((rsv & 0x07) << 4) | opcode.as_u8(),
-                payload.len() as u8,
-            ];
+            let head = [first_byte(fin, rsv, opcode), payload.len() as u8];
             self.out.append(|buf| {
                 buf.reserve(2 + payload.len());
                 buf.extend_from_slice(&head);

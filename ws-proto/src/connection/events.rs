@@ -1,6 +1,7 @@
 //! Events decoded but not yet polled. Input is decoded one event at a time (or a few whole
-//! messages), so the queue is almost always empty or short: an empty queue is a null pointer, and the storage of drained queues
-//! goes to a per-thread pool, so steady traffic allocates no event storage either.
+//! messages), so the queue is almost always empty or short: an empty queue is a null pointer,
+//! and the storage of drained queues goes to a per-thread pool, so steady traffic allocates no
+//! event storage either.
 
 // Boxed on purpose: the connection holds a pointer (8 bytes) instead of a deque (32), and the
 // pool keeps the boxes so that taking a queue allocates nothing.

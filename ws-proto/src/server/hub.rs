@@ -266,10 +266,8 @@ impl ServerCore {
     /// reports it once the running callback has returned (a callback is never entered from
     /// inside another).
     pub fn send_now(session: &mut Session, message: Message) -> Option<Box<(Client, ServerError)>> {
-        match session.send(message) {
-            Ok(()) => None,
-            Err(e) => Self::failure(session, e).map(Box::new),
-        }
+        let result = session.send(message);
+        Self::failure_of(session, result)
     }
 
     /// [`Self::send_now`] for a lent message, copied into the output.
@@ -277,10 +275,18 @@ impl ServerCore {
         session: &mut Session,
         message: MessageRef<'_>,
     ) -> Option<Box<(Client, ServerError)>> {
-        match session.send_ref(message) {
-            Ok(()) => None,
-            Err(e) => Self::failure(session, e).map(Box::new),
-        }
+        let result = session.send_ref(message);
+        Self::failure_of(session, result)
+    }
+
+    fn failure_of(
+        session: &Session,
+        result: Result<(), Error>,
+    ) -> Option<Box<(Client, ServerError)>> {
+        result
+            .err()
+            .and_then(|e| Self::failure(session, e))
+            .map(Box::new)
     }
 
     /// What the callbacks hear of a failed send: a client that is closing simply gets nothing
