@@ -15,7 +15,7 @@ const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
 fn masking(c: &mut Criterion) {
     let mut g = c.benchmark_group("mask");
-    for size in [1 << 10, 64 << 10, 1 << 20] {
+    for size in [64, 1 << 10, 16 << 10, 64 << 10, 1 << 20] {
         let src: Vec<u8> = (0..size).map(|i| i as u8).collect();
         let mut dst = vec![0u8; size];
         g.throughput(Throughput::Bytes(size as u64));

@@ -1864,6 +1864,7 @@ impl Connection {
     }
 
     /// Writes a data message, split into frames of at most `outgoing_frame_size` bytes.
+    #[inline(always)]
     fn write_data(&mut self, opcode: OpCode, payload: &[u8], rsv: u8, fin: bool) {
         let max = self.config.outgoing_frame_size.max(1);
         if payload.len() <= max {
@@ -1887,6 +1888,7 @@ impl Connection {
     }
 
     /// Encodes one frame into the output buffer, masking it in place for a client.
+    #[inline(always)]
     fn write_frame(&mut self, opcode: OpCode, fin: bool, rsv: u8, payload: &[u8]) {
         if self.role == Role::Server && payload.len() < 126 {
             // The usual reply: a two-byte header, unmasked.
@@ -1898,6 +1900,13 @@ impl Connection {
             });
             return;
         }
+        self.write_frame_general(opcode, fin, rsv, payload);
+    }
+
+    /// [`Self::write_frame`] for a client, or a payload from 126 bytes: out of line, so that
+    /// the small server reply stays a few instructions.
+    #[inline(never)]
+    fn write_frame_general(&mut self, opcode: OpCode, fin: bool, rsv: u8, payload: &[u8]) {
         let mask = self
             .rare
             .as_mut()

@@ -12,11 +12,29 @@
 /// ```
 #[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
-    let r = offset & 3;
-    let key = [key[r], key[(r + 1) & 3], key[(r + 2) & 3], key[(r + 3) & 3]];
+    // The key as it lines up with `buf[0]`: rotated by the payload offset, in one instruction.
+    let key = (u32::from_le_bytes(key).rotate_right(8 * (offset & 3) as u32)).to_le_bytes();
     if buf.len() < 16 {
         for (i, b) in buf.iter_mut().enumerate() {
             *b ^= key[i & 3];
+        }
+        return;
+    }
+    if buf.len() < 128 {
+        // One 16-byte vector at a time: the word loop below is only vectorised from 128 bytes.
+        let mut key16 = [0u8; 16];
+        for (i, k) in key16.iter_mut().enumerate() {
+            *k = key[i & 3];
+        }
+        let mut chunks = buf.chunks_exact_mut(16);
+        for chunk in &mut chunks {
+            for (b, k) in chunk.iter_mut().zip(key16) {
+                *b ^= k;
+            }
+        }
+        // The tail is shorter than 16 bytes and starts at a multiple of 4: key phase 0.
+        for (b, k) in chunks.into_remainder().iter_mut().zip(key16) {
+            *b ^= k;
         }
         return;
     }

@@ -70,9 +70,11 @@ impl SharedFrame {
     }
 }
 
+/// A chunk queued ahead of the tail buffer.
 #[derive(Debug)]
 enum Chunk {
-    /// This connection's own frames, appended one after another.
+    /// This connection's own frames: a tail buffer closed because something else was queued
+    /// after it.
     Owned(Vec<u8>),
     /// A message's payload, queued as it is: never appended to, and given back to the message
     /// buffer pools once written.
@@ -102,13 +104,37 @@ pub struct OutputQueue {
 
 #[derive(Debug, Default)]
 struct Queue {
+    /// What waits ahead of `tail`, in order.
     chunks: VecDeque<Chunk>,
-    /// Bytes of the front chunk already written.
+    /// This connection's latest frames, appended one after another: always the last bytes in
+    /// the queue. Kept (emptied) with the queue once written, so that a connection with one
+    /// reply at a time takes queue and buffer from the pool together, and appending a frame is
+    /// a plain `Vec` append.
+    tail: Vec<u8>,
+    /// Bytes already written of the first chunk, or of `tail` when there are no chunks.
     head: usize,
     len: usize,
-    /// An empty buffer for the next owned chunk: the last one written, kept with the queue, so
-    /// that a connection with one reply at a time takes the two from the pool together.
-    spare: Vec<u8>,
+}
+
+impl Queue {
+    /// Moves the tail's bytes into a chunk of their own, so that something else can follow them.
+    #[cold]
+    fn close_tail(&mut self) {
+        if !self.tail.is_empty() {
+            let tail = std::mem::take(&mut self.tail);
+            self.chunks.push_back(Chunk::Owned(tail));
+        }
+    }
+
+    /// The tail, written out: kept for the next frames unless it grew too large to pool (one
+    /// frame of a large message).
+    fn drain_tail(&mut self) {
+        if self.tail.capacity() > POOL_BUFFER_MAX {
+            self.tail = Vec::new();
+        } else {
+            self.tail.clear();
+        }
+    }
 }
 
 /// Pooled buffers per thread, and the largest buffer worth pooling.
@@ -148,7 +174,7 @@ fn recycle_queue(q: Box<Queue>) {
     if q.chunks.capacity() > 64 {
         return;
     }
-    debug_assert!(q.chunks.is_empty() && q.head == 0 && q.len == 0);
+    debug_assert!(q.chunks.is_empty() && q.tail.is_empty() && q.head == 0 && q.len == 0);
     QUEUES.with(|p| {
         let mut p = p.borrow_mut();
         if p.len() < POOL_SIZE {
@@ -156,9 +182,6 @@ fn recycle_queue(q: Box<Queue>) {
         }
     });
 }
-
-/// A tail buffer larger than this (a zero-copy payload) gets no more frames appended.
-const APPEND_MAX_CAPACITY: usize = 64 << 10;
 
 impl OutputQueue {
     /// Total bytes waiting.
@@ -171,35 +194,31 @@ impl OutputQueue {
         self.len() == 0
     }
 
+    #[inline]
     fn queue(&mut self) -> &mut Queue {
         self.q.get_or_insert_with(pooled_queue)
     }
 
-    /// Appends this connection's own bytes with `write` (to the tail buffer, if it is owned),
-    /// and counts what it wrote.
+    /// Appends this connection's own bytes with `write` (to the tail buffer), and counts what it
+    /// wrote.
+    #[inline]
     pub fn append<R>(&mut self, write: impl FnOnce(&mut Vec<u8>) -> R) -> R {
         let q = self.queue();
-        if !matches!(q.chunks.back(), Some(Chunk::Owned(v)) if v.capacity() <= APPEND_MAX_CAPACITY)
-        {
-            let buf = match q.spare.capacity() {
-                0 => pooled_buffer(),
-                _ => std::mem::take(&mut q.spare),
-            };
-            q.chunks.push_back(Chunk::Owned(buf));
+        if q.tail.capacity() == 0 {
+            q.tail = pooled_buffer();
         }
-        let Some(Chunk::Owned(tail)) = q.chunks.back_mut() else {
-            unreachable!("an owned tail was just ensured")
-        };
-        let before = tail.len();
-        let r = write(tail);
-        q.len += tail.len() - before;
+        let before = q.tail.len();
+        let r = write(&mut q.tail);
+        q.len += q.tail.len() - before;
         r
     }
 
     /// Queues a message's payload as it is (no copy into the coalescing buffer). Once written,
     /// its buffer goes to the next message that arrives.
     pub fn push_owned(&mut self, bytes: Vec<u8>) {
+        debug_assert!(!bytes.is_empty(), "an empty chunk would stop `front`");
         let q = self.queue();
+        q.close_tail();
         q.len += bytes.len();
         q.chunks.push_back(Chunk::Payload(bytes));
     }
@@ -207,6 +226,7 @@ impl OutputQueue {
     /// Queues a shared frame without copying it.
     pub fn push_shared(&mut self, frame: &SharedFrame) {
         let q = self.queue();
+        q.close_tail();
         q.len += frame.bytes.len();
         q.chunks.push_back(Chunk::Shared(frame.bytes.clone()));
     }
@@ -214,7 +234,10 @@ impl OutputQueue {
     /// The next bytes to write (possibly only part of what is waiting).
     pub fn front(&self) -> &[u8] {
         match &self.q {
-            Some(q) => q.chunks.front().map_or(&[], |c| &c.bytes()[q.head..]),
+            Some(q) => match q.chunks.front() {
+                Some(c) => &c.bytes()[q.head..],
+                None => &q.tail[q.head..],
+            },
             None => &[],
         }
     }
@@ -224,13 +247,11 @@ impl OutputQueue {
         let Some(q) = &self.q else {
             return 0;
         };
+        let tail = (!q.tail.is_empty()).then_some(q.tail.as_slice());
+        let all = q.chunks.iter().map(Chunk::bytes).chain(tail);
         let mut n = 0;
-        for (i, c) in q.chunks.iter().enumerate() {
-            if n == dst.len() {
-                break;
-            }
-            let b = c.bytes();
-            dst[n] = if i == 0 { &b[q.head..] } else { b };
+        for (slot, b) in dst.iter_mut().zip(all) {
+            *slot = if n == 0 { &b[q.head..] } else { b };
             n += 1;
         }
         n
@@ -244,7 +265,12 @@ impl OutputQueue {
         };
         q.len -= n;
         while n > 0 {
-            let front_len = q.chunks.front().map_or(0, |c| c.bytes().len()) - q.head;
+            let Some(front) = q.chunks.front() else {
+                // Only the tail is left, and `n` is within it.
+                q.head += n;
+                break;
+            };
+            let front_len = front.bytes().len() - q.head;
             if n < front_len {
                 q.head += n;
                 return;
@@ -252,19 +278,22 @@ impl OutputQueue {
             n -= front_len;
             q.head = 0;
             match q.chunks.pop_front() {
+                // A closed tail comes back as the tail, if that is still unallocated (a header
+                // queued before a payload, then written with it): no trip through the pool.
                 Some(Chunk::Owned(mut v))
-                    if q.spare.capacity() == 0 && v.capacity() <= POOL_BUFFER_MAX =>
+                    if q.tail.capacity() == 0 && v.capacity() <= POOL_BUFFER_MAX =>
                 {
                     v.clear();
-                    q.spare = v;
+                    q.tail = v;
                 }
                 Some(Chunk::Owned(v)) => recycle_buffer(v),
                 Some(Chunk::Payload(v)) => crate::reuse::give_message(v),
                 _ => {}
             }
         }
-        if q.chunks.is_empty() {
+        if q.len == 0 {
             q.head = 0;
+            q.drain_tail();
             if let Some(q) = self.q.take() {
                 recycle_queue(q);
             }
@@ -301,5 +330,71 @@ mod tests {
         q.consume(4);
         assert!(q.is_empty());
         assert_eq!(q.front(), b"");
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Append(Vec<u8>),
+        Owned(Vec<u8>),
+        Shared(Vec<u8>),
+        Consume(usize),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let bytes = || proptest::collection::vec(any::<u8>(), 0..40);
+        prop_oneof![
+            bytes().prop_map(Op::Append),
+            // A payload is queued as it is only from 4 KiB up: never empty.
+            proptest::collection::vec(any::<u8>(), 1..40).prop_map(Op::Owned),
+            proptest::collection::vec(any::<u8>(), 1..40).prop_map(Op::Shared),
+            (0usize..100).prop_map(Op::Consume),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever is queued in whatever order comes out in that order, through `front` and
+        /// through `slices`, however it is consumed.
+        #[test]
+        fn the_queue_writes_what_was_queued_in_order(ops in proptest::collection::vec(op(), 0..40)) {
+            let mut q = OutputQueue::default();
+            let mut model: Vec<u8> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Append(b) => {
+                        q.append(|buf| buf.extend_from_slice(&b));
+                        model.extend_from_slice(&b);
+                    }
+                    Op::Owned(b) => {
+                        model.extend_from_slice(&b);
+                        q.push_owned(b);
+                    }
+                    Op::Shared(b) => {
+                        q.push_shared(&SharedFrame { bytes: b.clone().into() });
+                        model.extend_from_slice(&b);
+                    }
+                    Op::Consume(n) => {
+                        let n = n.min(q.front().len());
+                        q.consume(n);
+                        model.drain(..n);
+                    }
+                }
+                proptest::prop_assert_eq!(q.len(), model.len());
+                proptest::prop_assert_eq!(q.is_empty(), model.is_empty());
+                let mut s: [&[u8]; 64] = [&[]; 64];
+                let n = q.slices(&mut s);
+                let joined: Vec<u8> = s[..n].concat();
+                proptest::prop_assert_eq!(&joined, &model);
+                proptest::prop_assert!(model.starts_with(q.front()));
+                proptest::prop_assert!(q.front().is_empty() == model.is_empty());
+            }
+            // Draining through `front` alone gives the rest.
+            let mut rest = Vec::new();
+            while !q.is_empty() {
+                rest.extend_from_slice(q.front());
+                q.consume(q.front().len());
+            }
+            proptest::prop_assert_eq!(rest, model);
+        }
     }
 }
