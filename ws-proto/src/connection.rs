@@ -933,6 +933,9 @@ impl Connection {
     /// conn.receive(&input[used..], Instant::now());
     /// assert!(matches!(conn.poll_event(), Some(Event::Ping(_))));
     /// ```
+    // Inlined into the adapter's read loop: returned through memory, the lent message is
+    // reloaded wider than it was stored, a store-forwarding stall per message.
+    #[inline(always)]
     pub fn receive_in_place<'a>(
         &mut self,
         data: &'a mut [u8],
