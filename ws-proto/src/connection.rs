@@ -421,6 +421,8 @@ pub struct Connection {
     /// How many of the queued events, at the back, are messages decoded ahead of the
     /// application (see [`Connection::decode_ahead`]).
     ahead: u8,
+    /// See [`Connection::keep_output_buffers`].
+    keep_output: bool,
 }
 
 /// What [`Connection`]'s deadline is for. One deadline serves them all: the handshake's ends
@@ -550,6 +552,7 @@ impl Connection {
             ping_counter: 0,
             predicted: 0,
             ahead: 0,
+            keep_output: false,
         }
     }
 
@@ -668,7 +671,24 @@ impl Connection {
 
     /// Reports that `n` bytes of the pending output were written.
     pub fn consume_output(&mut self, n: usize) {
-        self.out.consume(n);
+        self.out.consume_keeping(n, self.keep_output);
+    }
+
+    /// Whether the output queue keeps its memory once everything is written, instead of
+    /// returning it to the thread's pool (the default, `false`, suits an event loop: an idle
+    /// connection then holds no output memory, and the next connection to reply takes it from
+    /// the pool while it is still in the CPU's cache). An adapter that runs each connection on a
+    /// thread of its own sets it: that thread's pool serves no other connection, and fetching
+    /// from it after other threads ran misses the cache on every reply. A kept queue holds at
+    /// most a pooled buffer (16 KiB) while idle.
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// let mut conn = ws_proto::Connection::server(ws_proto::Config::default(), Instant::now());
+    /// conn.keep_output_buffers(true);
+    /// ```
+    pub fn keep_output_buffers(&mut self, keep: bool) {
+        self.keep_output = keep;
     }
 
     /// The next event, if any.

@@ -257,8 +257,17 @@ impl OutputQueue {
         n
     }
 
-    /// Drops `n` written bytes from the front.
-    pub fn consume(&mut self, mut n: usize) {
+    /// Drops `n` written bytes from the front. Once all is written, the queue's memory goes back
+    /// to the thread's pool (see [`Self::consume_keeping`] for the alternative).
+    pub fn consume(&mut self, n: usize) {
+        self.consume_keeping(n, false);
+    }
+
+    /// [`Self::consume`], but with `keep` a drained queue keeps its memory (up to a pooled
+    /// buffer's size) instead of returning it to the thread's pool: for a connection that has a
+    /// thread of its own, whose pool serves no other connection, and whose next reply would
+    /// otherwise fetch it back from a pool gone cold in the CPU's cache while other threads ran.
+    pub fn consume_keeping(&mut self, mut n: usize, keep: bool) {
         assert!(n <= self.len(), "consumed more than was pending");
         let Some(q) = self.q.as_mut() else {
             return;
@@ -294,8 +303,10 @@ impl OutputQueue {
         if q.len == 0 {
             q.head = 0;
             q.drain_tail();
-            if let Some(q) = self.q.take() {
-                recycle_queue(q);
+            if !keep {
+                if let Some(q) = self.q.take() {
+                    recycle_queue(q);
+                }
             }
         }
     }
@@ -356,7 +367,10 @@ mod tests {
         /// Whatever is queued in whatever order comes out in that order, through `front` and
         /// through `slices`, however it is consumed.
         #[test]
-        fn the_queue_writes_what_was_queued_in_order(ops in proptest::collection::vec(op(), 0..40)) {
+        fn the_queue_writes_what_was_queued_in_order(
+            ops in proptest::collection::vec(op(), 0..40),
+            keep in proptest::prelude::any::<bool>(),
+        ) {
             let mut q = OutputQueue::default();
             let mut model: Vec<u8> = Vec::new();
             for op in ops {
@@ -375,7 +389,7 @@ mod tests {
                     }
                     Op::Consume(n) => {
                         let n = n.min(q.front().len());
-                        q.consume(n);
+                        q.consume_keeping(n, keep);
                         model.drain(..n);
                     }
                 }
@@ -392,7 +406,7 @@ mod tests {
             let mut rest = Vec::new();
             while !q.is_empty() {
                 rest.extend_from_slice(q.front());
-                q.consume(q.front().len());
+                q.consume_keeping(q.front().len(), keep);
             }
             proptest::prop_assert_eq!(rest, model);
         }

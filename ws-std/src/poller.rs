@@ -238,8 +238,12 @@ impl Poller {
                                 Token(id.slot()),
                                 Interest::WRITABLE,
                             );
+                            let mut session = core.new_session(id, addr, now);
+                            // This client's thread writes most of its output: see
+                            // `Connection::keep_output_buffers`.
+                            session.connection_mut().keep_output_buffers(true);
                             let mut state = State {
-                                session: core.new_session(id, addr, now),
+                                session,
                                 reader: Reader::Turning,
                                 timer: None,
                                 dirty: false,
