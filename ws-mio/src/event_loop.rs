@@ -209,15 +209,19 @@ impl EventLoop {
 
     pub(crate) fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
+        let mut now = Instant::now();
         while !self.stop {
-            let timeout = self.poll_timeout();
+            // From the time this wake-up's work started, not a fresh clock read: the sleep is
+            // longer by that work's duration, the time by which timers are late anyway (they
+            // run after it), and a message per wake-up saves a clock read.
+            let timeout = self.poll_timeout(now);
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
                 return Err(e);
             }
-            let now = Instant::now();
+            now = Instant::now();
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(now),
@@ -252,7 +256,7 @@ impl EventLoop {
         Ok(())
     }
 
-    fn poll_timeout(&self) -> Option<Duration> {
+    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
         let next = [
             self.timers.next_deadline(),
             self.shutdown_deadline,
@@ -262,7 +266,7 @@ impl EventLoop {
         .flatten()
         .min()?;
         // Round up so a timer is never woken a hair early and then slept on again.
-        Some(next.saturating_duration_since(Instant::now()) + Duration::from_micros(500))
+        Some(next.saturating_duration_since(now) + Duration::from_micros(500))
     }
 
     fn accept(&mut self, now: Instant) {
