@@ -7,11 +7,13 @@
 //! is written by the accept thread, see `Slot::settle`) nor for timers (the accept thread runs
 //! them): only to end.
 
-use std::io::{self, Read};
+use std::io;
+use std::os::fd::AsFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
 
+use rustix::net::RecvFlags;
 use ws_proto::server::{Client, ClientId, Notice};
 
 use crate::{flush, Handle, Reader, Shared, Slot};
@@ -145,7 +147,7 @@ impl ClientThread {
             &mut self.big
         };
         let result = loop {
-            match (&self.slot.stream).read(buf) {
+            match recv(&self.slot.stream, buf, RecvFlags::empty()) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other,
             }
@@ -213,51 +215,52 @@ impl ClientThread {
 
     /// Reads the rest of a large frame straight into its message, saving the copy through a
     /// read buffer, when the session can take it so (see `Session::receive_direct`). That read
-    /// runs under the session lock, so it must not wait: a one-byte peek without the lock waits
-    /// for data first, and the read takes at most `DIRECT_READ` bytes. Returns false when the
-    /// session wants an ordinary read.
+    /// runs under the session lock, so it must not wait: it asks for what is there already
+    /// (`MSG_DONTWAIT`), at most `DIRECT_READ` bytes, and only when nothing is waits without the
+    /// lock (a one-byte peek) before asking again. While a large message streams in, data is
+    /// nearly always there: one system call per read, not a peek and a read. Returns false when
+    /// the session wants an ordinary read.
     fn read_direct(&mut self) -> bool {
-        {
+        let mut waited = false;
+        loop {
+            let now = Instant::now();
             let mut st = self.slot.lock();
-            let probe = st
-                .session
-                .receive_direct(Instant::now(), |_| Err(io::ErrorKind::WouldBlock.into()));
-            if probe.is_none() {
-                return false;
+            let stream = &self.slot.stream;
+            let result = st.session.receive_direct(now, |space| {
+                let n = space.len().min(DIRECT_READ);
+                recv(stream, &mut space[..n], RecvFlags::DONTWAIT)
+            });
+            let Some(result) = result else {
+                // Not in a large frame; or, after waiting, another thread ended the session
+                // meanwhile, and there is nothing more to read.
+                return waited;
+            };
+            match result {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !waited => {
+                    drop(st);
+                    // Whatever the peek says (data, end of stream, an error), the next read
+                    // says it again, under the lock.
+                    while let Err(e) = self.slot.stream.peek(&mut [0u8; 1]) {
+                        if e.kind() != io::ErrorKind::Interrupted {
+                            break;
+                        }
+                    }
+                    waited = true;
+                    continue;
+                }
+                // A peek saw data that a read then did not: the next turn asks again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(0) if !st.read_shut => st.session.receive_eof(now),
+                Err(e) if !st.read_shut => {
+                    log::debug!("{}: read error: {e}", st.session.id());
+                    st.session.receive_eof(now);
+                }
+                _ => {}
             }
+            st.reader = Reader::Turning;
+            return true;
         }
-        let peeked = loop {
-            match self.slot.stream.peek(&mut [0u8; 1]) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other,
-            }
-        };
-        let now = Instant::now();
-        let mut st = self.slot.lock();
-        st.reader = Reader::Turning;
-        let stream = &self.slot.stream;
-        let result = match peeked {
-            Ok(0) => Ok(0),
-            Ok(_) => st
-                .session
-                .receive_direct(now, |space| {
-                    let n = space.len().min(DIRECT_READ);
-                    (&*stream).read(&mut space[..n])
-                })
-                // Another thread ended the session meanwhile: nothing more to read.
-                .unwrap_or(Ok(1)),
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(0) if !st.read_shut => st.session.receive_eof(now),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if !st.read_shut => {
-                log::debug!("{}: read error: {e}", st.session.id());
-                st.session.receive_eof(now);
-            }
-            _ => {}
-        }
-        true
     }
 
     /// Hands the session's events to the callbacks one at a time: what a callback sends is
@@ -325,4 +328,13 @@ impl ClientThread {
             .push(id);
         shared.wake_poller();
     }
+}
+
+/// One read, as a system call of its own: with `DONTWAIT`, of what the socket holds already
+/// (on the blocking socket, with no lock or mode change around it). Not std's `read`: glibc's
+/// `recv` wraps the call in a thread-cancellation point, paid on every message.
+fn recv(stream: &impl AsFd, buf: &mut [u8], flags: RecvFlags) -> io::Result<usize> {
+    rustix::net::recv(stream, buf, flags)
+        .map(|(n, _)| n)
+        .map_err(io::Error::from)
 }

@@ -65,7 +65,7 @@ use std::thread::Thread;
 use std::time::Instant;
 
 use mio::net::TcpStream;
-use socket2::SockRef;
+use rustix::net::{SendAncillaryBuffer, SendFlags};
 use ws_proto::server::{
     Command, CommandSink, Lifecycle, ServerCore, Session, SessionStore, Shutdown, Slab,
 };
@@ -196,18 +196,25 @@ impl Slot {
 /// Flags of every write: never block (the writer may be any thread, holding the session lock),
 /// and report a closed peer as an error rather than a signal.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-const SEND_FLAGS: libc::c_int = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+const SEND_FLAGS: SendFlags = SendFlags::DONTWAIT.union(SendFlags::NOSIGNAL);
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-const SEND_FLAGS: libc::c_int = libc::MSG_DONTWAIT;
+const SEND_FLAGS: SendFlags = SendFlags::DONTWAIT;
 
 /// Writes the session's output until the socket would block. A failed write ends the transport.
 fn flush(s: &mut Session, stream: &TcpStream, now: Instant) {
     while s.wants_write() {
-        let socket = SockRef::from(stream);
-        let result = s.write_output(|io| match io {
-            // The usual reply: `send` skips `sendmsg`'s copying in of the I/O vector.
-            [one] => socket.send_with_flags(one, SEND_FLAGS),
-            _ => socket.send_vectored_with_flags(io, SEND_FLAGS),
+        let result = s.write_output(|io| {
+            match io {
+                // The usual reply: `send` skips `sendmsg`'s copying in of the I/O vector.
+                [one] => rustix::net::send(stream, one, SEND_FLAGS),
+                _ => rustix::net::sendmsg(
+                    stream,
+                    io,
+                    &mut SendAncillaryBuffer::default(),
+                    SEND_FLAGS,
+                ),
+            }
+            .map_err(io::Error::from)
         });
         match result {
             Ok(0) => {
