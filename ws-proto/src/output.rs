@@ -117,8 +117,8 @@ struct Queue {
 }
 
 impl Queue {
-    /// Moves the tail's bytes into a chunk of their own, so that something else can follow them.
-    #[cold]
+    /// Moves the tail's bytes into a chunk of their own, so that something else can follow them
+    /// (once per large payload or shared frame queued).
     fn close_tail(&mut self) {
         if !self.tail.is_empty() {
             let tail = std::mem::take(&mut self.tail);

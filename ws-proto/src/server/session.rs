@@ -161,8 +161,7 @@ impl Session {
     /// Takes the whole small message that starts `data` where it lies: see
     /// [`Connection::receive_in_place`]. Never on a TLS session, whose input must be decrypted
     /// first.
-    // Inlined into the adapter's read loop: returned through memory, the lent message is
-    // reloaded wider than it was stored, a store-forwarding stall per message.
+    // Inlined for the reason `Connection::receive_in_place` is.
     #[inline(always)]
     pub fn receive_in_place<'a>(
         &mut self,
