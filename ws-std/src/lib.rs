@@ -251,6 +251,9 @@ struct Shared {
     buffers: Mutex<Vec<Vec<u8>>>,
     /// Big read buffers out of the pool (held by streaming clients, even while they block).
     lent: AtomicUsize,
+    /// Client threads neither blocked in a read nor parked: with fewer than two, a thread that
+    /// yields to the others would find none to run (see `conn::ClientThread::yield_for_input`).
+    awake: AtomicUsize,
     lifecycle: Lifecycle,
     local_addr: SocketAddr,
 }
@@ -370,6 +373,7 @@ impl Server {
             dirty: Mutex::new(Vec::new()),
             buffers: Mutex::new(Vec::new()),
             lent: AtomicUsize::new(0),
+            awake: AtomicUsize::new(0),
             lifecycle: Lifecycle::default(),
             local_addr,
         });
