@@ -10,6 +10,31 @@ pub mod chat;
 use ws_proto::server::{Client, Handler, ServerApi, ServerConfig};
 use ws_proto::{Message, MessageRef};
 
+/// Prints the server's log records on stderr, warnings and errors by default (a client refused at
+/// the connection limit, a thread that could not start), or down to the level in `WS_LOG`
+/// (`error`, `warn`, `info`, `debug`, `trace`, `off`): without a logger, `log` drops them all.
+pub fn log_to_stderr() {
+    struct Stderr;
+    impl log::Log for Stderr {
+        fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+            metadata.level() <= log::max_level()
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            if self.enabled(record.metadata()) {
+                eprintln!("{} {}: {}", record.level(), record.target(), record.args());
+            }
+        }
+        fn flush(&self) {}
+    }
+    let level = std::env::var("WS_LOG")
+        .ok()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(log::LevelFilter::Warn);
+    if log::set_logger(&Stderr).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
 /// `ServerConfig` for the `HOST:PORT` in the first argument, or `default`.
 pub fn config_from_args(default: &str) -> ServerConfig {
     let addr = std::env::args()

@@ -9,6 +9,7 @@ mod apps;
 use ws_mio::Server; // on threads: `use ws_std::Server;`
 
 fn main() -> std::io::Result<()> {
+    apps::log_to_stderr();
     let config = apps::large_messages(apps::config_from_args("127.0.0.1:9003"));
     let server = Server::bind(config, apps::Broadcast)?;
     println!("broadcast server listening on ws://{}", server.local_addr());

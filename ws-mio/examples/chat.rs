@@ -9,6 +9,7 @@ mod apps;
 use ws_mio::Server; // on threads: `use ws_std::Server;` — nothing else changes
 
 fn main() -> std::io::Result<()> {
+    apps::log_to_stderr();
     let server = Server::bind(
         apps::config_from_args("127.0.0.1:9001"),
         apps::chat::Chat::default(),

@@ -9,6 +9,7 @@ mod apps;
 use ws_std::Server; // on the event loop: `use ws_mio::Server;` — nothing else changes
 
 fn main() -> std::io::Result<()> {
+    apps::log_to_stderr();
     let server = Server::bind(
         apps::config_from_args("127.0.0.1:9001"),
         apps::chat::Chat::default(),

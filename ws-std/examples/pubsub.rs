@@ -9,6 +9,7 @@ mod apps;
 use ws_std::Server; // on the event loop: `use ws_mio::Server;`
 
 fn main() -> std::io::Result<()> {
+    apps::log_to_stderr();
     let server = Server::bind(apps::config_from_args("127.0.0.1:9005"), apps::PubSub)?;
     println!("pubsub server listening on ws://{}", server.local_addr());
     server.run_forever()
