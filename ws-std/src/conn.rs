@@ -15,8 +15,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
+use mio::net::TcpStream;
 use rustix::net::RecvFlags;
-use ws_proto::server::{Client, ClientId, Notice};
+use ws_proto::server::{Client, ClientId, Notice, Session};
 
 use crate::{flush, Handle, Reader, Shared, Slot};
 
@@ -130,21 +131,16 @@ impl ClientThread {
         let timer = {
             let mut st = self.slot.lock();
             let s = &mut st.session;
-            // What `end_turn` does before a sleep, but the reader stays awake: a client whose
-            // messages keep coming may not reach `end_turn` for a long time.
-            if s.poll_timeout().is_some_and(|t| t <= now) {
-                s.handle_timeout(now);
-            }
-            flush(s, &self.slot.stream, now);
+            // As `end_turn` before a sleep, but the reader stays awake: a client whose messages
+            // keep coming may not reach `end_turn` for a long time.
+            tend(s, &self.slot.stream, now);
             let c = s.connection();
             if c.has_event() || c.is_closed() || s.should_close_transport() {
                 return false;
             }
             st.schedule()
         };
-        if let Some(at) = timer {
-            self.shared.schedule(at, self.id);
-        }
+        self.schedule(timer);
         std::thread::yield_now();
         self.read(small, RecvFlags::DONTWAIT)
     }
@@ -156,11 +152,7 @@ impl ClientThread {
             let now = Instant::now();
             let mut st = self.slot.lock();
             let s = &mut st.session;
-            // The accept thread runs timers; one that is due now costs nothing extra here.
-            if s.poll_timeout().is_some_and(|t| t <= now) {
-                s.handle_timeout(now);
-            }
-            flush(s, &self.slot.stream, now);
+            tend(s, &self.slot.stream, now);
             if s.process_next(&self.shared.core, &mut self.notices) {
                 // A timer or another thread ended the session: the callbacks first.
                 drop(st);
@@ -179,10 +171,15 @@ impl ClientThread {
             st.reader = Reader::Asleep;
             let timer = st.schedule();
             drop(st);
-            if let Some(at) = timer {
-                self.shared.schedule(at, self.id);
-            }
+            self.schedule(timer);
             return Some(sleep);
+        }
+    }
+
+    /// Tells the accept thread of the session's new deadline, if `State::schedule` gave one.
+    fn schedule(&self, timer: Option<Instant>) {
+        if let Some(at) = timer {
+            self.shared.schedule(at, self.id);
         }
     }
 
@@ -396,6 +393,15 @@ impl ClientThread {
             .push(id);
         shared.wake_poller();
     }
+}
+
+/// Runs a timer of the session that is due (the accept thread runs timers; one due now costs
+/// nothing extra here), then writes the session's output.
+fn tend(s: &mut Session, stream: &TcpStream, now: Instant) {
+    if s.poll_timeout().is_some_and(|t| t <= now) {
+        s.handle_timeout(now);
+    }
+    flush(s, stream, now);
 }
 
 /// Runs `wait`, which may block, counted out of [`Shared::awake`].
