@@ -91,6 +91,7 @@ macro_rules! behaviour_tests {
             echoes_text_and_binary,
             echoes_empty_and_large_messages,
             runs_of_same_size_messages_are_echoed_exactly,
+            concurrent_runs_of_same_size_messages_are_echoed_exactly,
             reassembles_fragmented_messages,
             control_frames_between_fragments_are_answered,
             utf8_character_split_across_fragments_is_accepted,

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mio::net::TcpStream;
-use rustix::net::RecvFlags;
+use rustix::net::{RecvAncillaryBuffer, RecvFlags};
 use ws_proto::server::{Client, ClientId, Notice, Session};
 
 use crate::{flush, Handle, Reader, Shared, Slot};
@@ -197,6 +197,11 @@ impl ClientThread {
         } else {
             &mut self.big
         };
+        if !flags.is_empty() {
+            if let Some(read) = read_scattered(&self.slot, buf, &mut self.drained) {
+                return read;
+            }
+        }
         let stream = &self.slot.stream;
         let mut read = || loop {
             match recv(stream, buf, flags) {
@@ -393,6 +398,44 @@ impl ClientThread {
             .push(id);
         shared.wake_poller();
     }
+}
+
+/// A read that must not wait, of a message the previous one predicts, straight into a buffer of
+/// its own (see `Session::receive_scattered`): saves copying it out of the read buffer. Being
+/// non-blocking, it may run under the session lock, which the session's buffers need. `None`
+/// when the session wants an ordinary read; else whether it read anything, and `drained` says
+/// whether the socket was emptied.
+fn read_scattered(slot: &Slot, spill: &mut [u8], drained: &mut bool) -> Option<bool> {
+    let now = Instant::now();
+    let mut st = slot.lock();
+    let mut asked = 0;
+    let result = st.session.receive_scattered(now, spill, |slices| {
+        asked = slices.iter().map(|s| s.len()).sum();
+        let mut control = RecvAncillaryBuffer::default();
+        rustix::net::recvmsg(&slot.stream, slices, &mut control, RecvFlags::DONTWAIT)
+            .map(|m| m.bytes)
+            .map_err(io::Error::from)
+    })?;
+    match result {
+        // Interrupted too: the turn ends, and the blocking read that follows asks again.
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) =>
+        {
+            return Some(false)
+        }
+        Ok(n) if n > 0 => *drained = n < asked,
+        Ok(_) if !st.read_shut => st.session.receive_eof(now),
+        Err(e) if !st.read_shut => {
+            log::debug!("{}: read error: {e}", st.session.id());
+            st.session.receive_eof(now);
+        }
+        _ => {}
+    }
+    st.reader = Reader::Turning;
+    Some(true)
 }
 
 /// Runs a timer of the session that is due (the accept thread runs timers; one due now costs
