@@ -78,6 +78,23 @@ pub fn push_client_frame(out: &mut Vec<u8>, opcode: u8, rsv1: bool, payload: &[u
     }
 }
 
+/// Appends an unmasked, final, uncompressed server frame: what a server echoes `payload` as
+/// (the length in the fewest bytes, as RFC 6455 requires).
+pub fn push_server_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
+    let len = payload.len();
+    out.push(0x80 | opcode);
+    if len < 126 {
+        out.push(len as u8);
+    } else if len <= 0xFFFF {
+        out.push(126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    out.extend_from_slice(payload);
+}
+
 /// Compresses `data` as one permessage-deflate message without context
 /// takeover: raw deflate, sync flush, trailing `00 00 ff ff` removed.
 pub fn deflate_message(data: &[u8]) -> Vec<u8> {
@@ -222,6 +239,23 @@ impl Rx {
             buf: Vec::new(),
             ctrl: Vec::new(),
         }
+    }
+
+    /// Takes from the front of `data` the whole frames that are exactly `frame`, while no frame
+    /// or message is in progress, and returns how many: an echo's usual reply checked with one
+    /// compare, as raw mode checks its bytes, so that decoding does not make the load
+    /// generator dearer per message for a WebSocket server than for the raw echo. Whatever
+    /// does not match is left for [`Rx::feed`].
+    pub fn take_exact(&mut self, data: &mut &[u8], frame: &[u8]) -> usize {
+        if self.in_payload || self.in_msg || self.hdr_len != 0 || frame.is_empty() {
+            return 0;
+        }
+        let mut n = 0;
+        while let Some(rest) = data.strip_prefix(frame) {
+            *data = rest;
+            n += 1;
+        }
+        n
     }
 
     /// Feeds received bytes. Uncompressed messages are compared with
@@ -418,6 +452,43 @@ mod tests {
         };
         v.drain(hdr..hdr + 4);
         v
+    }
+
+    #[test]
+    fn exact_replies_are_taken_whole_and_the_rest_left_for_feed() {
+        for len in [0usize, 64, 300, 70_000] {
+            let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut reply = Vec::new();
+            push_server_frame(&mut reply, OP_BINARY, &payload);
+            assert_eq!(
+                reply,
+                server_frame(true, false, OP_BINARY, &payload),
+                "{len}"
+            );
+        }
+        let mut reply = Vec::new();
+        push_server_frame(&mut reply, OP_BINARY, b"abc");
+        let other = server_frame(true, false, OP_TEXT, b"abc");
+        let input = [&reply[..], &reply[..], &other[..], &reply[..], &reply[..2]].concat();
+        let mut rx = Rx::new(1 << 20);
+        let mut data = &input[..];
+        assert_eq!(rx.take_exact(&mut data, &reply), 2);
+        assert_eq!(
+            data,
+            &input[2 * reply.len()..],
+            "stops at the first other frame"
+        );
+        // In the middle of a frame (here, its header), nothing is taken.
+        let mut events = 0;
+        rx.feed(&reply[..1], None, |_| Ok(())).unwrap();
+        let mut rest = &reply[1..];
+        assert_eq!(rx.take_exact(&mut rest, &reply), 0);
+        rx.feed(rest, None, |_| {
+            events += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(events, 1);
     }
 
     #[test]

@@ -390,6 +390,9 @@ struct Conn {
     rx: Rx,
     /// Raw mode: offset within the frame currently being echoed.
     raw_pos: usize,
+    /// Echo without deflate: the reply frame expected, checked whole (see `Rx::take_exact`);
+    /// empty otherwise.
+    reply: Box<[u8]>,
     /// Pubsub: the server confirmed our subscription.
     subscribed: bool,
     /// Sends messages in the traffic phase (false for the slow consumer).
@@ -535,6 +538,10 @@ impl<'o> Load<'o> {
             };
             let mask = (rng.next_u64() as u32).to_ne_bytes();
             let mut frame = Vec::new();
+            let mut reply = Vec::new();
+            if sender && o.scenario == Scenario::Echo && !o.deflate && !o.raw {
+                frame::push_server_frame(&mut reply, OP_BINARY, &payload);
+            }
             if sender {
                 match o.scenario {
                     Scenario::Pubsub => {
@@ -565,6 +572,7 @@ impl<'o> Load<'o> {
                 },
                 rx: Rx::new(max_msg),
                 raw_pos: 0,
+                reply: reply.into_boxed_slice(),
                 subscribed: false,
                 sender,
                 want_write: true,
@@ -837,8 +845,15 @@ impl<'o> Load<'o> {
             rx,
             tx,
             subscribed: sub,
+            reply,
             ..
         } = c;
+        let mut data = data;
+        for _ in 0..rx.take_exact(&mut data, reply) {
+            stats.msgs += 1;
+            stats.bytes += payloads[i].len() as u64;
+            own_done(tx, hist, stats, now, traffic);
+        }
         let expected = match o.scenario {
             Scenario::Echo => Some(&payloads[i][..]),
             _ => None,
