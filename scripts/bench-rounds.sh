@@ -9,8 +9,8 @@
 #              another echo binary taking HOST:PORT (an older build, to measure a change)
 #
 # Prints, per server, the median server CPU time per message (µs) over the rounds, every
-# round's figure, and the median's ratio to raw-echo and to the best peer when they ran; then
-# the medians of its user-space and kernel parts (tick-sampled by the kernel: a fair estimate
+# round's figure, and the median's ratio to raw-echo and to the best peer when they ran; the
+# ratios to raw-echo (and ws-std's to tungstenite) round by round; then the medians of its user-space and kernel parts (tick-sampled by the kernel: a fair estimate
 # over seconds, not exact). A server making the same system calls as a peer cannot go below
 # that peer's kernel part, so a peer's "kernel share" is the best ratio to it within reach.
 # Servers alternate round by round, so that a slow spell of the machine hits them all alike.
@@ -97,6 +97,19 @@ for s in "${SERVERS[@]}"; do
     [ -n "${MED[raw-echo]:-}" ] && line+=$(awk -v a="${MED[$s]}" -v b="${MED[raw-echo]}" 'BEGIN {printf "  ×raw %.2f", a / b}')
     [ -n "$best" ] && line+=$(awk -v a="${MED[$s]}" -v b="${MED[$best]}" -v n="$best" 'BEGIN {printf "  ×best peer %.2f (%s)", a / b, n}')
     echo "$line"
+done
+# The same comparisons round by round: two servers measured a few seconds apart share more of
+# the machine's slow and fast spells than two medians do, so the spread of these ratios shows
+# how far a ratio of medians can be trusted.
+paired() { # NAME OTHER: NAME's figure over OTHER's, per round, then their median
+    local r
+    r=$(paste -d' ' <(echo "${FIGS[$1]# }" | tr ' ' '\n') <(echo "${FIGS[$2]# }" | tr ' ' '\n') |
+        awk '$1 != "nan" && $2 != "nan" && $2 > 0 {printf "%.2f ", $1 / $2}')
+    [ -n "$r" ] && echo "$1 ×$2 per round: $r (median $(echo "$r" | median))"
+}
+for s in "${SERVERS[@]}"; do
+    [ "$s" != raw-echo ] && [ -n "${MED[raw-echo]:-}" ] && paired "$s" raw-echo
+    [ "$s" = ws-std ] && [ -n "${MED[tungstenite]:-}" ] && paired "$s" tungstenite
 done
 echo "user space / kernel, µs/msg (medians); kernel share = kernel / total: the best ratio to that"
 echo "server that another can reach with the same system calls, spending no user time at all"
