@@ -1,7 +1,5 @@
 //! The per-message codec (RFC 7692 §7.2) on top of `miniz_oxide`, with lazy and shared buffers.
 
-use std::cell::{Cell, RefCell};
-
 use miniz_oxide::deflate::core::{
     compress_to_output, create_comp_flags_from_zip_params, CompressionStrategy, CompressorOxide,
     TDEFLFlush, TDEFLStatus,
@@ -120,19 +118,44 @@ impl Inflater {
     }
 }
 
-/// One compressor per thread for every connection whose sending side keeps no context.
-struct SharedCompressor {
-    compressor: Option<Box<CompressorOxide>>,
-    level: u8,
-    /// Set while a message is being compressed and left set when it was abandoned, so the next
-    /// user does a full reset instead of trusting the end-of-message full flush.
-    dirty: bool,
+/// Compressors and inflaters for messages that keep no context, lent for one message at a time
+/// to any connection of the process. Per thread would mean, in a thread-per-client server, one
+/// of each per client: 355 KiB each, and cold in the cache at every message (a full flush
+/// clears 128 KiB of hash chains; cold, that clearing took a third of a ws-std deflate echo's
+/// CPU). Lent from one pool, the one given back last, still warm, serves the next message.
+struct Idle {
+    /// Each with the level it was last set to.
+    compressors: Vec<(Box<CompressorOxide>, u8)>,
+    inflaters: Vec<Box<Inflater>>,
 }
 
+/// Most compressors, and most inflaters, kept idle: about as many as messages are compressed at
+/// once, one per core that runs connections, so 2.8 MiB at most.
+const MAX_IDLE: usize = 8;
+
+#[cfg(not(test))]
+static IDLE: std::sync::Mutex<Idle> = std::sync::Mutex::new(Idle {
+    compressors: Vec::new(),
+    inflaters: Vec::new(),
+});
+
+#[cfg(not(test))]
+fn with_idle<R>(f: impl FnOnce(&mut Idle) -> R) -> R {
+    // A poisoned pool holds only whole, reset buffers: still consistent.
+    f(&mut IDLE.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+// Unit tests run on threads of their own and count what the pool holds: each gets its own.
+#[cfg(test)]
 thread_local! {
-    static SHARED_COMPRESSOR: RefCell<SharedCompressor> =
-        const { RefCell::new(SharedCompressor { compressor: None, level: 0, dirty: false }) };
-    static SPARE_INFLATER: Cell<Option<Box<Inflater>>> = const { Cell::new(None) };
+    static IDLE: std::cell::RefCell<Idle> = const {
+        std::cell::RefCell::new(Idle { compressors: Vec::new(), inflaters: Vec::new() })
+    };
+}
+
+#[cfg(test)]
+fn with_idle<R>(f: impl FnOnce(&mut Idle) -> R) -> R {
+    IDLE.with(|p| f(&mut p.borrow_mut()))
 }
 
 pub(crate) fn new_compressor(level: u8) -> Box<CompressorOxide> {
@@ -145,56 +168,66 @@ pub(crate) fn new_compressor(level: u8) -> Box<CompressorOxide> {
     Box::new(CompressorOxide::new(flags))
 }
 
+/// A compressor with no history, at `level`.
+fn take_compressor(level: u8) -> Box<CompressorOxide> {
+    match with_idle(|idle| idle.compressors.pop()) {
+        Some((mut compressor, was)) => {
+            if was != level {
+                compressor.set_compression_level_raw(level);
+            }
+            compressor
+        }
+        None => new_compressor(level),
+    }
+}
+
+/// Takes back a compressor lent by [`take_compressor`]. `clean`: its last message ended with a
+/// full flush, which forgets the history (a reset clears ~310 KiB, a full flush 128 KiB);
+/// otherwise it is reset here.
+fn give_back_compressor(mut compressor: Box<CompressorOxide>, level: u8, clean: bool) {
+    if !clean {
+        compressor.reset();
+    }
+    with_idle(|idle| {
+        if idle.compressors.len() < MAX_IDLE {
+            idle.compressors.push((compressor, level));
+        }
+    });
+}
+
 fn take_inflater() -> Box<Inflater> {
-    SPARE_INFLATER
-        .try_with(Cell::take)
-        .ok()
-        .flatten()
-        .unwrap_or_else(Inflater::new_boxed)
+    with_idle(|idle| idle.inflaters.pop()).unwrap_or_else(Inflater::new_boxed)
 }
 
 fn give_back_inflater(mut inflater: Box<Inflater>) {
     inflater.reset();
-    let _ = SPARE_INFLATER.try_with(|spare| {
-        let current = spare.take();
-        // Keep at most one spare: enough for a loop handling one message at a time, and an idle
-        // thread then holds only ~43 KiB.
-        spare.set(current.or(Some(inflater)));
-    });
-}
-
-/// Frees this thread's shared compressor and spare inflater (they are also freed when the thread
-/// exits). The next compressed message on this thread allocates them again.
-pub fn release_thread_buffers() {
-    let _ = SHARED_COMPRESSOR.try_with(|shared| {
-        if let Ok(mut shared) = shared.try_borrow_mut() {
-            shared.compressor = None;
-            shared.dirty = false;
+    with_idle(|idle| {
+        if idle.inflaters.len() < MAX_IDLE {
+            idle.inflaters.push(inflater);
         }
     });
-    let _ = SPARE_INFLATER.try_with(Cell::take);
 }
 
-/// Heap bytes held by this thread's shared compressor and spare inflater (not counted by any
-/// connection's [`PerMessageDeflate::heap_bytes`]).
+/// Frees the idle compressors and inflaters that connections without context borrow from (the
+/// next compressed message allocates one again).
+pub fn release_shared_buffers() {
+    let idle = with_idle(|idle| {
+        (
+            std::mem::take(&mut idle.compressors),
+            std::mem::take(&mut idle.inflaters),
+        )
+    });
+    // Freed outside the lock.
+    drop(idle);
+}
+
+/// Heap bytes held idle by the compressors and inflaters that connections without context
+/// borrow from (not counted by any connection's [`PerMessageDeflate::heap_bytes`]).
 #[must_use]
-pub fn thread_buffer_bytes() -> usize {
-    let compressor = SHARED_COMPRESSOR
-        .try_with(|shared| {
-            shared.try_borrow().map_or(0, |s| {
-                s.compressor.as_ref().map_or(0, |_| COMPRESSOR_HEAP_BYTES)
-            })
-        })
-        .unwrap_or(0);
-    let inflater = SPARE_INFLATER
-        .try_with(|spare| {
-            let held = spare.take();
-            let bytes = held.as_ref().map_or(0, |_| INFLATER_HEAP_BYTES);
-            spare.set(held);
-            bytes
-        })
-        .unwrap_or(0);
-    compressor + inflater
+pub fn shared_buffer_bytes() -> usize {
+    with_idle(|idle| {
+        idle.compressors.len() * COMPRESSOR_HEAP_BYTES + idle.inflaters.len() * INFLATER_HEAP_BYTES
+    })
 }
 
 /// Compresses `payload` as raw deflate into `out`, in independent pieces of at most `chunk_len`
@@ -338,8 +371,8 @@ impl PerMessageDeflate {
 
     /// Approximate heap bytes this connection holds now: its own compressor (~312 KiB, only while
     /// our sending side keeps context) and its inflater (~43 KiB, while the peer keeps context, or
-    /// in the middle of a compressed message). Thread-shared buffers are not included (see
-    /// [`thread_buffer_bytes`]).
+    /// in the middle of a compressed message). The shared pool is not included (see
+    /// [`shared_buffer_bytes`]).
     #[must_use]
     pub fn heap_bytes(&self) -> usize {
         self.compressor
@@ -390,59 +423,21 @@ impl PerMessageDeflate {
         compressed
     }
 
-    /// Compression without context: the thread's shared compressor, ending each message with a
-    /// full flush so that it is ready for any connection's next message without a reset (a
-    /// reset clears ~310 KiB, a full flush 128 KiB).
+    /// Compression without context: a compressor lent from the process's pool (see [`Idle`]),
+    /// each message ending with a full flush, so that it is ready for any connection's next
+    /// message without a reset.
     fn compress_shared(&self, payload: &[u8], out: &mut Vec<u8>, budget: usize) -> bool {
-        let chunk_len = 1usize << self.send_window_bits;
-        let level = self.level;
-        let start = out.len();
-        let shared = SHARED_COMPRESSOR.try_with(|cell| {
-            let Ok(mut guard) = cell.try_borrow_mut() else {
-                return None;
-            };
-            let shared = &mut *guard;
-            if shared.compressor.is_none() {
-                shared.compressor = Some(new_compressor(level));
-                shared.level = level;
-                shared.dirty = false;
-            }
-            let compressor = shared.compressor.as_mut()?;
-            if shared.dirty {
-                compressor.reset();
-            }
-            if shared.level != level {
-                compressor.set_compression_level_raw(level);
-                shared.level = level;
-            }
-            shared.dirty = true;
-            let ok = deflate_chunks(
-                compressor,
-                payload,
-                chunk_len,
-                TDEFLFlush::Full,
-                out,
-                budget,
-            );
-            shared.dirty = !ok;
-            Some(ok)
-        });
-        match shared {
-            Ok(Some(ok)) => ok,
-            // Only during thread teardown: use a temporary compressor rather than fail.
-            _ => {
-                out.truncate(start);
-                let mut compressor = new_compressor(level);
-                deflate_chunks(
-                    &mut compressor,
-                    payload,
-                    chunk_len,
-                    TDEFLFlush::Full,
-                    out,
-                    budget,
-                )
-            }
-        }
+        let mut compressor = take_compressor(self.level);
+        let ok = deflate_chunks(
+            &mut compressor,
+            payload,
+            1usize << self.send_window_bits,
+            TDEFLFlush::Full,
+            out,
+            budget,
+        );
+        give_back_compressor(compressor, self.level, ok);
+        ok
     }
 
     /// Inflates the next chunk of a compressed message, appending to `out`. Fails with
@@ -481,8 +476,8 @@ impl PerMessageDeflate {
     /// with an empty payload is accepted as an empty message and leaves the context untouched; so
     /// is a message whose data ends exactly with a final (BFINAL) block, to which the tail would
     /// not belong.
-    /// When the peer keeps no context, the inflater goes back to a per-thread spare slot, so an
-    /// idle connection holds no inflater.
+    /// When the peer keeps no context, the inflater goes back to the shared pool, so an idle
+    /// connection holds no inflater.
     ///
     /// # Errors
     ///

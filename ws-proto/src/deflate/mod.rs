@@ -42,10 +42,10 @@
 //! So a server that sets `server_no_context_takeover` and `client_no_context_takeover` (or is
 //! offered them) holds nothing per idle connection; with context takeover both ways (the RFC
 //! default, what browsers get unless the server asks otherwise) it holds ~355 KiB per connection
-//! once messages have flowed. Without context, compression uses one compressor per thread
-//! (319,326 bytes, shared by every connection on the thread) and inflation borrows a pooled
-//! inflater for the duration of one message (one spare of 43,312 bytes is kept per thread); see
-//! [`thread_buffer_bytes`] and [`release_thread_buffers`]. The [`PerMessageDeflate`] value itself
+//! once messages have flowed. Without context, compression and inflation borrow a compressor
+//! (319,326 bytes) and an inflater (43,312 bytes) for the duration of one message from a pool
+//! shared by the whole process, which keeps at most 8 of each idle; see [`shared_buffer_bytes`]
+//! and [`release_shared_buffers`]. The [`PerMessageDeflate`] value itself
 //! is 40 bytes inline in its connection (`Option<PerMessageDeflate>` too).
 
 mod codec;
@@ -55,7 +55,7 @@ mod params;
 #[cfg(test)]
 mod tests;
 
-pub use codec::{release_thread_buffers, thread_buffer_bytes, PerMessageDeflate};
+pub use codec::{release_shared_buffers, shared_buffer_bytes, PerMessageDeflate};
 pub use negotiate::{accept_response, client_offer, negotiate_server, EXTENSION_NAME};
 pub use params::{
     parse_extensions, Extension, ExtensionParam, ExtensionSyntaxError, ExtensionSyntaxErrorKind,

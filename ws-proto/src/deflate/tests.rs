@@ -1236,9 +1236,9 @@ fn heap_bytes_with_context_takeover_counts_compressor_and_inflater() {
         assert_eq!(COMPRESSOR_HEAP_BYTES, 319_326);
         assert_eq!(INFLATER_HEAP_BYTES, 43_312);
     }
-    assert!(thread_buffer_bytes() <= COMPRESSOR_HEAP_BYTES + INFLATER_HEAP_BYTES);
-    release_thread_buffers();
-    assert_eq!(thread_buffer_bytes(), 0);
+    assert!(shared_buffer_bytes() <= COMPRESSOR_HEAP_BYTES + INFLATER_HEAP_BYTES);
+    release_shared_buffers();
+    assert_eq!(shared_buffer_bytes(), 0);
 }
 
 #[test]
