@@ -19,7 +19,7 @@ use mio::net::TcpStream;
 use rustix::net::{RecvAncillaryBuffer, RecvFlags};
 use ws_proto::server::{Client, ClientId, Notice, Session};
 
-use crate::{flush, Handle, Reader, Shared, Slot};
+use crate::{flush, Handle, Reader, Shared, Slot, State};
 
 /// Read buffer while a client is quiet: on the stack, so an idle client holds none. Small, since
 /// every stack page a thread ever touches stays resident: at 4 KiB an idle client costs one more
@@ -221,12 +221,7 @@ impl ClientThread {
         let mut st = self.slot.lock();
         st.reader = Reader::Turning;
         let n = match result {
-            Ok(0) if st.read_shut => 0,
-            Ok(0) => {
-                st.session.receive_eof(now);
-                0
-            }
-            Ok(n) => {
+            Ok(n) if n > 0 => {
                 // Whole small messages go to the callbacks where they lie, lent, with no lock
                 // held (see `notify`); the rest goes to the session.
                 let mut pos = 0;
@@ -248,20 +243,8 @@ impl ClientThread {
                 }
                 n
             }
-            // No receive timeout is set; only a signal could get here.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                0
-            }
-            Err(e) => {
-                log::debug!("{}: read error: {e}", st.session.id());
-                if !st.read_shut {
-                    st.session.receive_eof(now);
-                }
+            other => {
+                end_of_input(&mut st, &other, now);
                 0
             }
         };
@@ -317,15 +300,9 @@ impl ClientThread {
                     waited = true;
                     continue;
                 }
-                // A peek saw data that a read then did not: the next turn asks again.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Ok(0) if !st.read_shut => st.session.receive_eof(now),
-                Err(e) if !st.read_shut => {
-                    log::debug!("{}: read error: {e}", st.session.id());
-                    st.session.receive_eof(now);
-                }
-                _ => {}
+                // Else data; or a peek saw data that a read then did not (the next turn asks
+                // again); or the end.
+                other => end_of_input(&mut st, &other, now),
             }
             st.reader = Reader::Turning;
             return true;
@@ -418,24 +395,38 @@ fn read_scattered(slot: &Slot, spill: &mut [u8], drained: &mut bool) -> Option<b
     })?;
     match result {
         // Interrupted too: the turn ends, and the blocking read that follows asks again.
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-            ) =>
-        {
-            return Some(false)
-        }
+        Err(e) if not_now(&e) => return Some(false),
         Ok(n) if n > 0 => *drained = n < asked,
-        Ok(_) if !st.read_shut => st.session.receive_eof(now),
-        Err(e) if !st.read_shut => {
-            log::debug!("{}: read error: {e}", st.session.id());
-            st.session.receive_eof(now);
-        }
-        _ => {}
+        other => end_of_input(&mut st, &other, now),
     }
     st.reader = Reader::Turning;
     Some(true)
+}
+
+/// A read error that only says "nothing yet": no data, a signal, or (with no receive timeout
+/// set, only after a signal) a timeout.
+fn not_now(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted | io::ErrorKind::TimedOut
+    )
+}
+
+/// Ends the session's input when a read met the end of the stream or failed, unless the read
+/// side was shut already (by us: the session knows). Data, and errors that say "nothing yet",
+/// change nothing.
+fn end_of_input(st: &mut State, result: &io::Result<usize>, now: Instant) {
+    let ended = match result {
+        Ok(n) => *n == 0,
+        Err(e) => !not_now(e),
+    };
+    if !ended || st.read_shut {
+        return;
+    }
+    if let Err(e) = result {
+        log::debug!("{}: read error: {e}", st.session.id());
+    }
+    st.session.receive_eof(now);
 }
 
 /// Runs a timer of the session that is due (the accept thread runs timers; one due now costs
