@@ -36,8 +36,9 @@
 //!
 //! ## Threads and memory
 //!
-//! Client threads have a 256 KiB stack (1 MiB in debug builds; set `RUST_MIN_STACK` to use that
-//! size instead), so keep deep recursion and large stack arrays out of callbacks.
+//! Client threads have a 256 KiB stack (1 MiB in debug builds; set `RUST_MIN_STACK`, or
+//! [`Server::client_stack_size`], to use another size), so keep deep recursion and large stack
+//! arrays out of callbacks. A client whose thread cannot be started gets a 503.
 //!
 //! An idle client costs one thread, one socket (no other file descriptor) and its session; it
 //! holds no read buffer. That is about 16.5 KiB of RSS per idle client, 12 KiB of it the
@@ -387,6 +388,25 @@ impl Server {
         self.shared.local_addr
     }
 
+    /// Sets the stack size of client threads, where the callbacks run: by default 256 KiB (1 MiB
+    /// in debug builds), or std's `RUST_MIN_STACK` when that is set. Only the pages a thread
+    /// touches take memory, so a larger stack for deep callbacks mostly costs address space.
+    /// A client whose thread cannot be started (no memory, or the system's thread limit) is
+    /// answered with 503 and closed; the others are unaffected.
+    ///
+    /// ```no_run
+    /// use ws_std::{Server, ServerConfig};
+    /// # struct App;
+    /// # impl ws_std::Handler for App {}
+    /// let server = Server::bind(ServerConfig::default(), App)?.client_stack_size(2 << 20);
+    /// server.run_forever()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn client_stack_size(mut self, bytes: usize) -> Server {
+        self.poller.stack = Some(bytes);
+        self
+    }
+
     /// A handle for other threads (usable before the server runs).
     pub fn handle(&self) -> Handle {
         Handle {
@@ -612,5 +632,41 @@ mod tests {
         assert!(handle.shared.finished.lock().unwrap().is_empty());
         let closed = answers_close.join().unwrap().expect("a close frame");
         assert_eq!(closed.code, 1001);
+    }
+
+    #[test]
+    fn a_client_whose_thread_cannot_start_gets_a_503_and_the_server_carries_on() {
+        use std::io::{Read, Write};
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let handler = Callbacks::new().on_error(move |_, _, e| {
+            let _ = tx.lock().unwrap().send(e.to_string());
+        });
+        // Larger than any address space: every client thread fails to start.
+        let server = Server::bind(ServerConfig::new(), handler)
+            .unwrap()
+            .client_stack_size(1 << 60);
+        let handle = server.run_threaded().unwrap();
+        for _ in 0..2 {
+            let mut raw = std::net::TcpStream::connect(handle.local_addr()).unwrap();
+            raw.set_read_timeout(Some(WAIT)).unwrap();
+            let request = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                           Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+            // The answer may come before the request is sent: both orders are fine.
+            let _ = raw.write_all(request.as_bytes());
+            let mut answer = Vec::new();
+            let _ = raw.read_to_end(&mut answer);
+            let answer = String::from_utf8_lossy(&answer);
+            assert!(answer.starts_with("HTTP/1.1 503 "), "{answer:?}");
+            assert!(answer.contains("Retry-After: 1\r\n"), "{answer:?}");
+        }
+        assert!(ServerApi::clients(&handle).is_empty());
+        assert_eq!(handle.shared.slots.read().unwrap().len(), 0, "slots freed");
+        assert!(
+            rx.try_recv().is_err(),
+            "no callback for a client never served"
+        );
+        handle.shutdown_abruptly();
+        handle.wait();
     }
 }

@@ -58,6 +58,8 @@ pub(crate) struct Poller {
     timers: BinaryHeap<Reverse<(Instant, ClientId)>>,
     /// The list of clients with output to write, swapped with the shared one (no allocation).
     dirty: Vec<ClientId>,
+    /// Stack size of client threads; `None` leaves it to std (`RUST_MIN_STACK`).
+    pub(crate) stack: Option<usize>,
 }
 
 impl Poller {
@@ -79,6 +81,9 @@ impl Poller {
             accept_retry: None,
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
+            stack: std::env::var_os("RUST_MIN_STACK")
+                .is_none()
+                .then_some(CLIENT_STACK),
         })
     }
 
@@ -264,7 +269,9 @@ impl Poller {
                     let started = registered.and_then(|()| self.spawn(id));
                     if let Err(e) = started {
                         log::error!("{addr}: cannot start a client thread: {e}");
-                        self.remove_slot(id);
+                        if let Some(slot) = self.remove_slot(id) {
+                            self.refuse(&slot.stream);
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -283,8 +290,8 @@ impl Poller {
         let slot = self.shared.slot(id).expect("just inserted");
         let shared = self.shared.clone();
         let mut builder = std::thread::Builder::new().name("ws-std-client".into());
-        if std::env::var_os("RUST_MIN_STACK").is_none() {
-            builder = builder.stack_size(CLIENT_STACK);
+        if let Some(stack) = self.stack {
+            builder = builder.stack_size(stack);
         }
         let running_slot = slot.clone();
         let thread = builder.spawn(move || conn::run(shared, slot))?;
@@ -323,9 +330,27 @@ impl Poller {
         }
     }
 
-    fn remove_slot(&self, id: ClientId) {
+    fn remove_slot(&self, id: ClientId) -> Option<Arc<Slot>> {
         let mut slots = self.shared.slots.write().unwrap_or_else(|p| p.into_inner());
-        slots.remove(id);
+        slots.remove(id)
+    }
+
+    /// Answers a client that got no thread with a 503 rather than a bare reset, best effort:
+    /// the socket is new, so its send buffer has room. What the client sent already is read
+    /// first, since closing a socket with unread input resets the connection.
+    fn refuse(&self, stream: &mio::net::TcpStream) {
+        let Some(answer) = self.shared.core.refusal() else {
+            return;
+        };
+        let mut sink = [0u8; 4096];
+        for _ in 0..16 {
+            match rustix::net::recv(stream, &mut sink, rustix::net::RecvFlags::DONTWAIT) {
+                Ok((n, _)) if n > 0 => {}
+                _ => break,
+            }
+        }
+        let _ = rustix::net::send(stream, &answer, crate::SEND_FLAGS);
+        let _ = stream.shutdown(std::net::Shutdown::Write);
     }
 
     fn carry_out_shutdown(&mut self, now: Instant) {

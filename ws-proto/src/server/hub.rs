@@ -110,6 +110,32 @@ impl ServerCore {
         open < max.saturating_mul(2).max(max + 64)
     }
 
+    /// What to write to a client that cannot be served at all, before anything is read from
+    /// it: a 503 response, for an adapter that could not start the client's thread. `None`
+    /// with TLS, where unencrypted bytes before the TLS handshake would mean nothing to the
+    /// client; it only sees the connection close.
+    ///
+    /// ```
+    /// use ws_proto::server::{Handler, ServerConfig, ServerCore};
+    /// struct Quiet;
+    /// impl Handler for Quiet {}
+    /// let core = ServerCore::new(ServerConfig::default(), Quiet).unwrap();
+    /// assert!(core.refusal().unwrap().starts_with(b"HTTP/1.1 503 "));
+    /// ```
+    pub fn refusal(&self) -> Option<Vec<u8>> {
+        if self.config.tls.is_some() {
+            return None;
+        }
+        let mut out = Vec::new();
+        crate::handshake::server::http_response(
+            503,
+            &[("Retry-After".into(), "1".into())],
+            b"Server cannot take more clients now.\n",
+            &mut out,
+        );
+        Some(out)
+    }
+
     /// The application's handler.
     pub fn handler(&self) -> &dyn Handler {
         &*self.handler
