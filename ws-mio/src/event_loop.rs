@@ -634,8 +634,7 @@ impl EventLoop {
     fn run_commands(&mut self, now: Instant) {
         loop {
             self.execute_local(now);
-            let remote =
-                std::mem::take(&mut *self.shared.queue.lock().unwrap_or_else(|p| p.into_inner()));
+            let remote = self.shared.take_queued();
             let had_remote = !remote.is_empty();
             for command in remote {
                 self.execute(command, now);

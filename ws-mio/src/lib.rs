@@ -40,6 +40,7 @@ mod timers;
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use mio::{Poll, Waker};
@@ -52,10 +53,27 @@ struct Shared {
     core: ServerCore,
     /// Commands from other threads, drained by the loop after each wake-up.
     queue: Mutex<Vec<Command>>,
+    /// Whether `queue` holds anything; changed only with `queue` locked. The loop looks at it
+    /// after every wake-up, and most have no command: a load, where locking was a tenth of the
+    /// loop's own CPU time in a 16 KiB echo.
+    queued: AtomicBool,
     waker: Waker,
     local_addr: SocketAddr,
     /// Stopped once the loop has finished (every "left" callback done).
     lifecycle: Lifecycle,
+}
+
+impl Shared {
+    /// The commands other threads queued, oldest first; usually none, found without a lock.
+    fn take_queued(&self) -> Vec<Command> {
+        // A command pushed after this load also wakes the loop, which then looks again.
+        if !self.queued.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        self.queued.store(false, Ordering::Relaxed);
+        std::mem::take(&mut *q)
+    }
 }
 
 /// A bound server, ready to run.
@@ -78,6 +96,7 @@ impl Server {
         let shared = Arc::new(Shared {
             core,
             queue: Mutex::new(Vec::new()),
+            queued: AtomicBool::new(false),
             waker,
             local_addr,
             lifecycle: Lifecycle::default(),
@@ -134,6 +153,7 @@ impl CommandSink for Handle {
         let was_empty = {
             let mut q = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
             q.push(command);
+            self.shared.queued.store(true, Ordering::Release);
             q.len() == 1
         };
         // One wake-up per batch: the loop drains the whole queue when it wakes.
