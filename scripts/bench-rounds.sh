@@ -9,10 +9,13 @@
 #              another echo binary taking HOST:PORT (an older build, to measure a change)
 #
 # Prints, per server, the median server CPU time per message (µs) over the rounds, every
-# round's figure, and the median's ratio to raw-echo and to the best peer when they ran; the
-# ratios to raw-echo (and ws-std's to tungstenite) round by round; then the medians of its user-space and kernel parts (tick-sampled by the kernel: a fair estimate
-# over seconds, not exact). A server making the same system calls as a peer cannot go below
-# that peer's kernel part, so a peer's "kernel share" is the best ratio to it within reach.
+# round's figure, and the median's ratio to raw-echo and to the best peer when they ran. Then
+# the ratios to raw-echo (and ws-std's to tungstenite) round by round, with their median and an
+# interval for it from order statistics (with 7 rounds it spans all of them, with 11 all but the
+# extremes). Then the medians of each server's user-space and kernel parts (tick-sampled by the
+# kernel: a fair estimate over seconds, not exact). A server making the same system calls as a
+# peer cannot go below that peer's kernel part, so a peer's "kernel share" is the best ratio to
+# it within reach.
 # Servers alternate round by round, so that a slow spell of the machine hits them all alike.
 # Uses the binaries scripts/bench.sh builds (run it once first); pins like bench.sh (server on
 # core 0, ws-load on core 1); loopback only; each run is bounded by its --duration.
@@ -79,6 +82,21 @@ for _ in $(seq "$ROUNDS"); do
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# The median of the values on stdin with an interval for it from order statistics, which assumes
+# nothing about their distribution: from the k-th smallest to the k-th largest value, k as large
+# as keeps the chance that the true median lies outside at 5% or less (for fewer than six values,
+# all of them, with what that covers), and that coverage.
+median_interval() {
+    tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {
+        n = NR; if (n == 0) exit
+        # cdf[j] = P(Binomial(n, 1/2) <= j)
+        p = 0.5 ^ n; c = p; cdf[0] = c
+        for (j = 1; j <= n; j++) { p = p * (n - j + 1) / j; c += p; cdf[j] = c }
+        k = 1
+        while (k + 1 <= (n + 1) / 2 && 1 - 2 * cdf[k] >= 0.95) k++
+        printf "median %s, %.0f%% interval %s to %s", a[int((n + 1) / 2)], 100 * (1 - 2 * cdf[k - 1]), a[k], a[n - k + 1]
+    }'
+}
 declare -A MED MEDU
 for s in "${SERVERS[@]}"; do
     MED[$s]=$(echo "${FIGS[$s]}" | median)
@@ -105,7 +123,7 @@ paired() { # NAME OTHER: NAME's figure over OTHER's, per round, then their media
     local r
     r=$(paste -d' ' <(echo "${FIGS[$1]# }" | tr ' ' '\n') <(echo "${FIGS[$2]# }" | tr ' ' '\n') |
         awk '$1 != "nan" && $2 != "nan" && $2 > 0 {printf "%.2f ", $1 / $2}')
-    [ -n "$r" ] && echo "$1 ×$2 per round: $r (median $(echo "$r" | median))"
+    [ -n "$r" ] && echo "$1 ×$2 per round: $r ($(echo "$r" | median_interval))"
 }
 for s in "${SERVERS[@]}"; do
     [ "$s" != raw-echo ] && [ -n "${MED[raw-echo]:-}" ] && paired "$s" raw-echo
