@@ -91,6 +91,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[macro_use]
+mod process_wide;
+
 pub mod close;
 pub mod config;
 pub mod connection;

@@ -18,9 +18,6 @@
 //! and the next message that arrives takes its buffer back instead of a malloc and a free per
 //! message.
 
-#[cfg(not(test))]
-use std::sync::Mutex;
-
 /// Smallest buffer worth keeping: smaller ones are cheap to allocate, and the per-thread pool
 /// of the output queue serves them.
 pub(crate) const MIN_POOLED_CAPACITY: usize = 1 << 20;
@@ -29,25 +26,10 @@ pub(crate) const MAX_POOLED_BYTES: usize = 64 << 20;
 /// Most buffers held by the pool.
 const MAX_POOLED: usize = 8;
 
-#[cfg(not(test))]
-static POOL: Mutex<Pool> = Mutex::new(Pool { bufs: Vec::new() });
-
-#[cfg(not(test))]
-fn with_pool<R>(f: impl FnOnce(&mut Pool) -> R) -> R {
-    // A poisoned pool holds only whole buffers: still consistent.
-    f(&mut POOL.lock().unwrap_or_else(|p| p.into_inner()))
-}
-
-// Unit tests run on threads of their own and must not take each other's buffers.
-#[cfg(test)]
-thread_local! {
-    static POOL: std::cell::RefCell<Pool> = const { std::cell::RefCell::new(Pool { bufs: Vec::new() }) };
-}
-
-#[cfg(test)]
-fn with_pool<R>(f: impl FnOnce(&mut Pool) -> R) -> R {
-    POOL.with(|p| f(&mut p.borrow_mut()))
-}
+process_wide!(
+    /// Runs `f` on the large-buffer pool.
+    with_pool: Pool = Pool { bufs: Vec::new() }
+);
 
 /// Keeps `buf` for a later [`take`], if it is large and the pool has room; frees it otherwise.
 pub(crate) fn give(buf: Vec<u8>) {

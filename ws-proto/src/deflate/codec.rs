@@ -133,30 +133,13 @@ struct Idle {
 /// once, one per core that runs connections, so 2.8 MiB at most.
 const MAX_IDLE: usize = 8;
 
-#[cfg(not(test))]
-static IDLE: std::sync::Mutex<Idle> = std::sync::Mutex::new(Idle {
-    compressors: Vec::new(),
-    inflaters: Vec::new(),
-});
-
-#[cfg(not(test))]
-fn with_idle<R>(f: impl FnOnce(&mut Idle) -> R) -> R {
-    // A poisoned pool holds only whole, reset buffers: still consistent.
-    f(&mut IDLE.lock().unwrap_or_else(|p| p.into_inner()))
-}
-
-// Unit tests run on threads of their own and count what the pool holds: each gets its own.
-#[cfg(test)]
-thread_local! {
-    static IDLE: std::cell::RefCell<Idle> = const {
-        std::cell::RefCell::new(Idle { compressors: Vec::new(), inflaters: Vec::new() })
-    };
-}
-
-#[cfg(test)]
-fn with_idle<R>(f: impl FnOnce(&mut Idle) -> R) -> R {
-    IDLE.with(|p| f(&mut p.borrow_mut()))
-}
+process_wide!(
+    /// Runs `f` on the idle compressors and inflaters.
+    with_idle: Idle = Idle {
+        compressors: Vec::new(),
+        inflaters: Vec::new(),
+    }
+);
 
 pub(crate) fn new_compressor(level: u8) -> Box<CompressorOxide> {
     // Negative window bits select raw deflate (no zlib header), as RFC 7692 requires.
