@@ -149,6 +149,7 @@ macro_rules! behaviour_tests {
             frame_in_same_write_as_handshake_is_not_lost,
             handshake_accepts_browser_style_headers,
             malformed_upgrades_get_4xx,
+            non_http_bytes_get_400_without_waiting_for_the_end_of_the_head,
             handshake_hook_choosing_an_unoffered_subprotocol_fails_the_handshake,
             // server API
             clients_lists_ids_and_peer_addresses,

@@ -1387,6 +1387,35 @@ pub fn malformed_upgrades_get_4xx<A: Adapter>() {
     assert_no_client_announced(&mut s);
 }
 
+/// Bytes that cannot start an HTTP request get their 400 as soon as the server has seen them,
+/// not after the end of a head that will never come: the handshake timeout here is far longer
+/// than the client waits for an answer.
+pub fn non_http_bytes_get_400_without_waiting_for_the_end_of_the_head<A: Adapter>() {
+    let mut config = ServerConfig::new();
+    config.connection.handshake_timeout = Some(crate::raw::READ_TIMEOUT * 12);
+    let mut s = TestServer::<A>::start(config, Probe::echo());
+    let cases: [(&str, &[u8]); 4] = [
+        // The start of a TLS ClientHello, as a client configured for wss sends to a plain port.
+        ("TLS hello", b"\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03"),
+        ("another protocol", b"SSH-2.0-OpenSSH_9.2\r\n"),
+        (
+            "a broken request line",
+            b"GET / HTTP/1.1 trailing\r\nHost: a\r\n",
+        ),
+        ("a bare LF", b"GET / HTTP/1.1\nHost: a\n"),
+    ];
+    for (what, bytes) in cases {
+        let mut c = RawClient::connect(s.addr);
+        let _ = c.try_send_raw(bytes);
+        let head = c
+            .try_read_head()
+            .unwrap_or_else(|e| panic!("{what}: no answer before the end of the head: {e:?}"));
+        assert_eq!(head.status, 400, "{what}: {head:?}");
+        c.expect_eof();
+    }
+    assert_no_client_announced(&mut s);
+}
+
 /// A hook that selects a subprotocol the client did not offer cannot complete the handshake:
 /// the client gets an error status, not a 101 with a protocol it never asked for.
 pub fn handshake_hook_choosing_an_unoffered_subprotocol_fails_the_handshake<A: Adapter>() {

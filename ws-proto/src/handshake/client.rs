@@ -159,15 +159,22 @@ impl ResponseParser {
     /// The contract is that of [`RequestParser::push`](super::server::RequestParser::push):
     /// `Ok(None)` took all of `data`; `Ok(Some((response, used)))` means the head ended `used`
     /// bytes into this call's `data` and `data[used..]` is the start of the frame stream (for a
-    /// non-101 response, of its body); errors are [`HandshakeError::Malformed`],
+    /// non-101 response, of its body); errors are [`HandshakeError::Malformed`] (as soon as the
+    /// status line is seen to be wrong, before the head ends),
     /// [`HandshakeError::HeadersTooLarge`] (as soon as `max_bytes` are buffered without the end of
     /// the head) and [`HandshakeError::TooManyHeaders`], plus [`HandshakeError::HttpVersion`] for
     /// an `HTTP/1.0 101` (other HTTP/1.0 statuses are returned, for `validate` to report). The
     /// parser is single-use: after a result it returns `Ok(None)`, or the same error again.
     pub fn push(&mut self, data: &[u8]) -> Result<Option<(Response, usize)>, HandshakeError> {
         let max_headers = self.max_headers;
-        self.head
-            .push(data, |head| parse_response(head, max_headers))
+        self.head.push(
+            data,
+            |head| parse_response(head, max_headers),
+            |start| {
+                let status = httparse::Response::new(&mut []).parse(start);
+                status.map(drop).map_err(super::httparse_error)
+            },
+        )
     }
 }
 
@@ -204,6 +211,20 @@ mod tests {
 
     fn parse(data: &[u8]) -> Result<Option<(Response, usize)>, HandshakeError> {
         ResponseParser::new(16 << 10, 64).push(data)
+    }
+
+    #[test]
+    fn a_start_that_is_not_http_fails_before_the_head_ends() {
+        for bad in [
+            &b"SSH-2.0-OpenSSH_9.2\r\n"[..],
+            b"HTTP/1.1 abc\r\n",
+            b"\x15\x03\x03",
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(matches!(e, HandshakeError::Malformed(_)), "{bad:?}: {e:?}");
+        }
+        assert_eq!(parse(b"HTTP/1.1 101 Switching"), Ok(None));
+        assert_eq!(parse(b"HTTP/1.1 101 Switching Protocols\r\n"), Ok(None));
     }
 
     /// A response head with the given status line and fields.

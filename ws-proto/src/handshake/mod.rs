@@ -183,12 +183,23 @@ enum HeadState {
 /// Every byte is scanned exactly once: each push looks only at the new bytes plus the last three
 /// buffered ones. Bytes after the terminator are never copied, and when a whole head arrives in one
 /// push nothing is copied at all.
+///
+/// A head whose start line cannot begin a valid message fails before its end arrives (see
+/// `check_start`): bytes that are not HTTP at all (a TLS hello on a plain port, noise) get their
+/// error status at once, instead of waiting for a terminator that may never come.
 #[derive(Debug)]
 struct HeadBuffer {
     buf: Vec<u8>,
     max_bytes: usize,
     state: HeadState,
+    /// The start line ended and passed its check: no more early checks.
+    start_checked: bool,
 }
+
+/// Up to this many bytes of an unfinished start line are checked at every push: enough to see
+/// the method (or version) and most of a target; past it, the line is checked once, when it
+/// ends, so a trickled head still costs linear time.
+const START_PEEK: usize = 64;
 
 impl HeadBuffer {
     fn new(max_bytes: usize) -> HeadBuffer {
@@ -196,11 +207,13 @@ impl HeadBuffer {
             buf: Vec::new(),
             max_bytes,
             state: HeadState::Reading,
+            start_checked: false,
         }
     }
 
     /// Adds `data`; once the head is complete, runs `parse` on it and returns its result and the
-    /// number of bytes of `data` that belonged to the head.
+    /// number of bytes of `data` that belonged to the head. Until then, `check_start` sees the
+    /// start line as it arrives (see `check_start`), and its error ends the head.
     ///
     /// After a result the buffer is released. Later pushes return `Ok(None)` after a success and
     /// the same error again after a failure.
@@ -208,6 +221,7 @@ impl HeadBuffer {
         &mut self,
         data: &[u8],
         parse: impl FnOnce(&[u8]) -> Result<T, HandshakeError>,
+        check_start: impl FnOnce(&[u8]) -> Result<(), HandshakeError>,
     ) -> Result<Option<(T, usize)>, HandshakeError> {
         match &self.state {
             HeadState::Reading => {}
@@ -229,11 +243,13 @@ impl HeadBuffer {
             }
             None => {
                 self.buf.extend_from_slice(window);
-                // With `max_bytes` buffered and no terminator, the head is at least one byte over.
-                if self.buf.len() < self.max_bytes {
-                    return Ok(None);
+                match self.check_start(old, check_start) {
+                    // With `max_bytes` buffered and no terminator, the head is at least one byte
+                    // over.
+                    Ok(()) if self.buf.len() < self.max_bytes => return Ok(None),
+                    Ok(()) => Err(HandshakeError::HeadersTooLarge),
+                    Err(e) => Err(e),
                 }
-                Err(HandshakeError::HeadersTooLarge)
             }
         };
         self.state = match &result {
@@ -242,6 +258,32 @@ impl HeadBuffer {
         };
         self.buf = Vec::new();
         result
+    }
+
+    /// Runs `check` on the start line of an unfinished head: on what there is of it while it is
+    /// at most `START_PEEK` bytes long, and once more when its `\n` arrives (bytes from `old` on
+    /// are new). A start line ended by a bare LF fails here, as the whole head would later.
+    fn check_start(
+        &mut self,
+        old: usize,
+        check: impl FnOnce(&[u8]) -> Result<(), HandshakeError>,
+    ) -> Result<(), HandshakeError> {
+        if self.start_checked {
+            return Ok(());
+        }
+        let line = match self.buf[old..].iter().position(|&b| b == b'\n') {
+            Some(at) => {
+                self.start_checked = true;
+                let line = &self.buf[..=old + at];
+                if !line.ends_with(b"\r\n") {
+                    return Err(HandshakeError::Malformed("bare LF line ending"));
+                }
+                line
+            }
+            None if self.buf.len() <= START_PEEK => &self.buf[..],
+            None => return Ok(()),
+        };
+        check(line)
     }
 }
 
@@ -307,7 +349,7 @@ mod tests {
         let mut head = HeadBuffer::new(max_bytes);
         chunks
             .iter()
-            .map(|c| head.push(c, |h| Ok(h.to_vec())))
+            .map(|c| head.push(c, |h| Ok(h.to_vec()), |_| Ok(())))
             .collect()
     }
 

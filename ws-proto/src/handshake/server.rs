@@ -10,8 +10,12 @@ use base64::Engine as _;
 /// Bytes are appended as they arrive; the header block is parsed once its end (`\r\n\r\n`) has
 /// been seen, and the search for it only scans new bytes, so a trickled request costs linear time.
 ///
-/// Line endings must be CRLF: a head ended by a bare `\n\n` is never seen as complete (it fails at
-/// the byte cap or the handshake timeout), and one mixing in bare LFs is [`HandshakeError::Malformed`].
+/// Line endings must be CRLF: a request line ended by a bare LF is [`HandshakeError::Malformed`]
+/// as soon as that LF arrives, and so is a complete head mixing in bare LFs.
+///
+/// Bytes that cannot start a request (a TLS hello sent to a plain port, another protocol, a
+/// broken request line) fail as soon as they are seen, not when the head ends: the client gets
+/// its 400 at once instead of waiting for the handshake timeout.
 #[derive(Debug)]
 pub struct RequestParser {
     head: HeadBuffer,
@@ -81,7 +85,8 @@ impl RequestParser {
     ///   not read).
     /// - `Err(e)`: reply with [`HandshakeError::status`]. [`HandshakeError::HeadersTooLarge`] comes
     ///   as soon as `max_bytes` bytes are buffered without the end of the head, without waiting for
-    ///   more.
+    ///   more, and [`HandshakeError::Malformed`] as soon as the request line is seen to be wrong
+    ///   (its first bytes, or the whole line once it ends).
     ///
     /// Checks, in order: HTTP syntax ([`HandshakeError::Malformed`], or
     /// [`HandshakeError::TooManyHeaders`]), version 1.1 ([`HandshakeError::HttpVersion`]); a
@@ -98,8 +103,14 @@ impl RequestParser {
     /// ignores its input and returns `Ok(None)` after a success, or the same error after a failure.
     pub fn push(&mut self, data: &[u8]) -> Result<Option<(ParsedRequest, usize)>, HandshakeError> {
         let max_headers = self.max_headers;
-        self.head
-            .push(data, |head| parse_request(head, max_headers))
+        self.head.push(
+            data,
+            |head| parse_request(head, max_headers),
+            |start| {
+                let status = httparse::Request::new(&mut []).parse(start);
+                status.map(drop).map_err(super::httparse_error)
+            },
+        )
     }
 }
 
@@ -600,6 +611,53 @@ mod tests {
             assert!(matches!(e, HandshakeError::Malformed(_)), "{bad:?}: {e:?}");
             assert_eq!(e.status(), 400);
         }
+    }
+
+    #[test]
+    fn a_start_that_is_not_http_fails_before_the_head_ends() {
+        for bad in [
+            // A TLS ClientHello: its first byte is no token character.
+            &b"\x16\x03\x01\x00\xc8\x01"[..],
+            // A start line that ends without being a request line.
+            b"SSH-2.0-OpenSSH_9.2\r\n",
+            b"GET / HTTP/1.1 trailing\r\n",
+            b"GET / HTP/1.1\r\nHost: a\r\n",
+        ] {
+            let e = RequestParser::new(16 << 10, 64).push(bad).unwrap_err();
+            assert!(matches!(e, HandshakeError::Malformed(_)), "{bad:?}: {e:?}");
+            // Trickled, it fails as soon as the bytes that make it wrong have arrived.
+            let bytes: Vec<&[u8]> = bad.chunks(1).collect();
+            let (result, used) = feed_chunks(&bytes);
+            assert!(result.is_err(), "{bad:?} trickled: {result:?}");
+            assert!(used < bad.len(), "{bad:?} trickled: failed only at the end");
+        }
+    }
+
+    #[test]
+    fn a_start_line_ended_by_a_bare_lf_fails_at_once() {
+        let mut parser = RequestParser::new(16 << 10, 64);
+        assert_eq!(parser.push(b"GET / HTTP/1.1"), Ok(None));
+        assert_eq!(
+            parser.push(b"\nHost: a\n"),
+            Err(HandshakeError::Malformed("bare LF line ending"))
+        );
+    }
+
+    #[test]
+    fn a_valid_head_is_never_failed_early_wherever_it_is_cut() {
+        // The start line is longer than the bytes checked at every push, so both early checks run.
+        let target = format!("/{}", "p".repeat(100));
+        let data = request(&format!("GET {target} HTTP/1.1"), &["Host: a", "X: y"]);
+        let whole = parse(&data).unwrap().unwrap();
+        for cut in 1..data.len() {
+            let (result, used) = feed_chunks(&[&data[..cut], &data[cut..]]);
+            assert_eq!(result, Ok(Some(whole.0.clone())), "cut at {cut}");
+            assert_eq!(used, whole.1);
+        }
+        // Leading empty lines before the request line are not a start line.
+        let mut parser = RequestParser::new(16 << 10, 64);
+        assert_eq!(parser.push(b"\r\n"), Ok(None));
+        assert_eq!(parser.push(b"GET / HTTP/1.1\r\n"), Ok(None));
     }
 
     #[test]
