@@ -103,6 +103,7 @@ macro_rules! behaviour_tests {
             outgoing_messages_are_fragmented_at_max_frame_size,
             // close handshake
             client_close_is_echoed_and_reported_once_as_remote,
+            a_fin_arriving_with_the_last_frame_ends_the_session,
             valid_close_codes_are_echoed,
             empty_close_is_answered_and_reported_as_1005,
             server_close_reaches_client_and_is_reported_as_local,

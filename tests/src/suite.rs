@@ -445,6 +445,29 @@ pub fn outgoing_messages_are_fragmented_at_max_frame_size<A: Adapter>() {
 
 // ------------------------------------------------------------------------------ close handshake
 
+/// A client whose last frame and FIN arrive together (no close frame) gets that frame echoed,
+/// then its connection closed, and is reported gone with 1006: the FIN must not be left unread
+/// because the read that brought the frame did not fill its buffer.
+pub fn a_fin_arriving_with_the_last_frame_ends_the_session<A: Adapter>() {
+    let s = TestServer::<A>::start(ServerConfig::new(), Probe::echo());
+    for i in 0..10 {
+        let (mut c, client) = open(&s, "/fin");
+        let payload = format!("last words {i}").into_bytes();
+        let mask = c.next_mask();
+        // One write with the FIN right behind it: both are in before the server looks.
+        c.try_send_raw(&encode_frame(true, 0, op::BINARY, Some(mask), &payload))
+            .unwrap();
+        c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(c.read_message(), (op::BINARY, payload), "round {i}");
+        c.expect_eof();
+        let closed = s.events.wait_for("on_client_left", |e| match e {
+            Ev::Left(left, closed) if left.id == client.id => Some(closed.clone()),
+            _ => None,
+        });
+        assert_eq!((closed.code, closed.clean), (1006, false), "round {i}");
+    }
+}
+
 /// Client closes 1000 "bye": the server echoes 1000, closes TCP, and on_client_left fires once
 /// with (1000, "bye", Remote, clean).
 pub fn client_close_is_echoed_and_reported_once_as_remote<A: Adapter>() {

@@ -160,6 +160,15 @@ impl CommandSink for Direct<'_> {
     }
 }
 
+/// What a socket's event reported.
+#[derive(Clone, Copy)]
+struct Ready {
+    readable: bool,
+    /// The peer's input has ended (FIN) or the socket has an error.
+    ended: bool,
+    writable: bool,
+}
+
 pub(crate) struct EventLoop {
     poll: Poll,
     listener: Option<TcpListener>,
@@ -229,7 +238,15 @@ impl EventLoop {
                     Token(slot) => {
                         let readable =
                             event.is_readable() || event.is_read_closed() || event.is_error();
-                        self.on_socket(slot, readable, event.is_writable(), now);
+                        // The peer's FIN (or an error) is in already: a short read then does
+                        // not drain the socket, and no later edge announces what is left.
+                        let ended = event.is_read_closed() || event.is_error();
+                        let ready = Ready {
+                            readable,
+                            ended,
+                            writable: event.is_writable(),
+                        };
+                        self.on_socket(slot, ready, now);
                     }
                 }
             }
@@ -313,23 +330,24 @@ impl EventLoop {
         }
     }
 
-    fn on_socket(&mut self, slot: usize, readable: bool, writable: bool, now: Instant) {
+    fn on_socket(&mut self, slot: usize, ready: Ready, now: Instant) {
         let Some((id, _)) = self.conns.get_slot_mut(slot) else {
             return;
         };
-        if readable {
-            self.read(id, now);
+        if ready.readable {
+            self.read(id, ready.ended, now);
             // Written at the end of this wake-up, with everything else it gets meanwhile (a
             // broadcast from another client's message, say): one write per socket per wake-up.
             self.mark_dirty(id);
-        } else if writable {
+        } else if ready.writable {
             self.flush(id, now);
         }
     }
 
     /// Reads until WouldBlock, handing each chunk to the session and its callbacks at once, so
-    /// memory stays bounded by one read however much the peer sends.
-    fn read(&mut self, id: ClientId, now: Instant) {
+    /// memory stays bounded by one read however much the peer sends. `ended`: the event said the
+    /// peer's input has ended, so reads go on until they say so too (see the short read below).
+    fn read(&mut self, id: ClientId, ended: bool, now: Instant) {
         loop {
             let Some(conn) = self.conns.get_mut(id) else {
                 return;
@@ -362,8 +380,13 @@ impl EventLoop {
             };
             match result {
                 Ok(0) => {
-                    conn.session.receive_eof(now);
-                    self.deliver(id, now);
+                    // Replies to what came before the FIN go out first, as far as the socket
+                    // takes them now: the peer may have shut only its sending side.
+                    self.flush(id, now);
+                    if let Some(conn) = self.conns.get_mut(id) {
+                        conn.session.receive_eof(now);
+                        self.deliver(id, now);
+                    }
                     return;
                 }
                 Ok(n) => {
@@ -400,7 +423,9 @@ impl EventLoop {
                     }
                     // A short read drained the socket; epoll's edge trigger fires again for any
                     // later data or FIN, so the read that would only say WouldBlock is skipped.
-                    if n < asked && cfg!(target_os = "linux") {
+                    // Not when the FIN came with this event: it is still to be read, and no
+                    // edge will come for it.
+                    if n < asked && !ended && cfg!(target_os = "linux") {
                         return;
                     }
                 }
