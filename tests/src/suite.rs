@@ -1417,9 +1417,11 @@ pub fn non_http_bytes_get_400_without_waiting_for_the_end_of_the_head<A: Adapter
     let mut config = ServerConfig::new();
     config.connection.handshake_timeout = Some(crate::raw::READ_TIMEOUT * 12);
     let mut s = TestServer::<A>::start(config, Probe::echo());
-    let cases: [(&str, &[u8]); 4] = [
+    let noise: Vec<u8> = (0..200u32).map(|i| (i * 149 + 99) as u8).collect();
+    let cases: [(&str, &[u8]); 5] = [
         // The start of a TLS ClientHello, as a client configured for wss sends to a plain port.
         ("TLS hello", b"\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03"),
+        ("200 bytes of noise", &noise),
         ("another protocol", b"SSH-2.0-OpenSSH_9.2\r\n"),
         (
             "a broken request line",

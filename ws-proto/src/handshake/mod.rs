@@ -196,9 +196,9 @@ struct HeadBuffer {
     start_checked: bool,
 }
 
-/// Up to this many bytes of an unfinished start line are checked at every push: enough to see
-/// the method (or version) and most of a target; past it, the line is checked once, when it
-/// ends, so a trickled head still costs linear time.
+/// An unfinished start line is checked at every push that begins within its first this many
+/// bytes: enough to see the method (or version) and most of a target; past it, the line is
+/// checked once, when it ends, so a trickled head still costs linear time.
 const START_PEEK: usize = 64;
 
 impl HeadBuffer {
@@ -260,9 +260,10 @@ impl HeadBuffer {
         result
     }
 
-    /// Runs `check` on the start line of an unfinished head: on what there is of it while it is
-    /// at most `START_PEEK` bytes long, and once more when its `\n` arrives (bytes from `old` on
-    /// are new). A start line ended by a bare LF fails here, as the whole head would later.
+    /// Runs `check` on the start line of an unfinished head: on what there is of it after each
+    /// push that began within its first `START_PEEK` bytes, and once more when its `\n` arrives
+    /// (bytes from `old` on are new). A start line ended by a bare LF fails here, as the whole
+    /// head would later.
     fn check_start(
         &mut self,
         old: usize,
@@ -280,7 +281,9 @@ impl HeadBuffer {
                 }
                 line
             }
-            None if self.buf.len() <= START_PEEK => &self.buf[..],
+            // A push that starts within the first `START_PEEK` bytes is looked at whole, however
+            // long: one bad byte anywhere in a first burst of noise is enough.
+            None if old < START_PEEK => &self.buf[..],
             None => return Ok(()),
         };
         check(line)

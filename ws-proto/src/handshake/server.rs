@@ -634,6 +634,16 @@ mod tests {
     }
 
     #[test]
+    fn a_long_first_burst_fails_at_once_wherever_its_bad_byte_is() {
+        // Past the bytes checked at every push, but in a push that began before them.
+        let bad = [&b"GET /"[..], &[b'a'; 100], b" HTTP/1.1 x"].concat();
+        let e = RequestParser::new(16 << 10, 64).push(&bad).unwrap_err();
+        assert!(matches!(e, HandshakeError::Malformed(_)), "{e:?}");
+        let noise: Vec<u8> = (0..200u32).map(|i| (i * 149 + 99) as u8).collect();
+        assert!(RequestParser::new(16 << 10, 64).push(&noise).is_err());
+    }
+
+    #[test]
     fn a_start_line_ended_by_a_bare_lf_fails_at_once() {
         let mut parser = RequestParser::new(16 << 10, 64);
         assert_eq!(parser.push(b"GET / HTTP/1.1"), Ok(None));
