@@ -7,7 +7,8 @@
 //! Invariants: never panics; `Ok(None)` only while fewer than `cap` bytes were fed (HeadersTooLarge
 //! comes as soon as `cap` bytes are buffered without the end of the head); once the first
 //! `\r\n\r\n` has arrived within the cap there is a verdict, and a success used exactly the bytes
-//! up to it (`1 <= used <= chunk`); a head bigger than the cap fails with HeadersTooLarge; the
+//! up to it (`1 <= used <= chunk`); a head bigger than the cap fails with HeadersTooLarge (or
+//! Malformed, found before the cap); a head failed before its end stays failed when ended there; the
 //! request's method, path, header names and values, key and subprotocols appear in the head; the
 //! field count is within its cap; an upgrade is a GET with Host and a 24-char key; after a verdict
 //! the parser stays put (`Ok(None)` after success, the same error after failure).
@@ -138,12 +139,26 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(_) => {}
     }
-    // A head bigger than the cap must fail with HeadersTooLarge once `cap` bytes arrived.
+    // A head bigger than the cap must fail once `cap` bytes arrived: with HeadersTooLarge, or
+    // with Malformed if what came before was wrong already.
     if end.is_none_or(|e| e > cap) && fed >= cap {
-        assert_eq!(
-            parser_error,
-            Some(HandshakeError::HeadersTooLarge),
-            "head over the cap {cap} (fed {fed})"
+        assert!(
+            matches!(
+                parser_error,
+                Some(HandshakeError::HeadersTooLarge | HandshakeError::Malformed(_))
+            ),
+            "head over the cap {cap} (fed {fed}): {parser_error:?}"
+        );
+    }
+    // A head failed before its end was seen is wrong whatever follows: the bytes the parser
+    // took, ended right there, do not parse either.
+    if matches!(parser_error, Some(HandshakeError::Malformed(_))) && end.is_none_or(|e| e > fed) {
+        let mut completed = stream[..fed.min(cap)].to_vec();
+        completed.extend_from_slice(b"\r\n\r\n");
+        let again = RequestParser::new(completed.len(), 1 << 12).push(&completed);
+        assert!(
+            again.is_err(),
+            "failed early on {completed:?}, which parses"
         );
     }
 });

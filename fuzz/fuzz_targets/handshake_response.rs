@@ -4,7 +4,8 @@
 //! byte 4 of the knobs picks the offered subprotocols.
 //!
 //! Invariants: never panics; `Ok(None)` only while fewer than `cap` bytes were fed; a head bigger
-//! than the cap fails with HeadersTooLarge; a success used exactly the bytes up to the first
+//! than the cap fails with HeadersTooLarge (or Malformed, found before the cap); a head failed
+//! before its end stays failed when ended there; a success used exactly the bytes up to the first
 //! `\r\n\r\n` and the head contains the status, header names and values it reports; `validate` never panics, and when it accepts, the status is 101, the
 //! selected subprotocol was offered and `Sec-WebSocket-Accept` matches the key.
 #![no_main]
@@ -69,8 +70,23 @@ fuzz_target!(|data: &[u8]| {
     }
     if end.is_none_or(|e| e > cap) && fed >= cap {
         assert!(
-            matches!(result, Some(Err(HandshakeError::HeadersTooLarge))),
+            matches!(
+                result,
+                Some(Err(
+                    HandshakeError::HeadersTooLarge | HandshakeError::Malformed(_)
+                ))
+            ),
             "head over the cap {cap} (fed {fed}): {result:?}"
+        );
+    }
+    // A head failed before its end was seen is wrong whatever follows (see handshake_request).
+    if matches!(result, Some(Err(HandshakeError::Malformed(_)))) && end.is_none_or(|e| e > fed) {
+        let mut completed = stream[..fed.min(cap)].to_vec();
+        completed.extend_from_slice(b"\r\n\r\n");
+        let again = ResponseParser::new(completed.len(), 1 << 12).push(&completed);
+        assert!(
+            again.is_err(),
+            "failed early on {completed:?}, which parses"
         );
     }
     match result {

@@ -186,7 +186,9 @@ enum HeadState {
 ///
 /// A head whose start line cannot begin a valid message fails before its end arrives (see
 /// `check_start`): bytes that are not HTTP at all (a TLS hello on a plain port, noise) get their
-/// error status at once, instead of waiting for a terminator that may never come.
+/// error status at once, instead of waiting for a terminator that may never come. So does a head
+/// with a bare LF, wherever it is: lines end with CRLF only, and a head that ended with a bare
+/// `\n\n` would never be seen to end.
 #[derive(Debug)]
 struct HeadBuffer {
     buf: Vec<u8>,
@@ -231,7 +233,36 @@ impl HeadBuffer {
         let old = self.buf.len();
         // Bytes past the cap could only belong to a head that is too large anyway.
         let window = &data[..data.len().min(self.max_bytes.saturating_sub(old))];
-        let result = match find_terminator(&self.buf[old.saturating_sub(3)..], window) {
+        let end = find_terminator(&self.buf[old.saturating_sub(3)..], window);
+        // Only CRLF ends a line here; the bytes before these were looked at by earlier pushes.
+        let result = if has_bare_lf(
+            self.buf.last().copied(),
+            &window[..end.unwrap_or(window.len())],
+        ) {
+            Err(HandshakeError::Malformed("bare LF line ending"))
+        } else {
+            self.complete_or_check(old, window, end, parse, check_start)
+        };
+        self.state = match &result {
+            Ok(None) => return Ok(None),
+            Ok(Some(_)) => HeadState::Done,
+            Err(e) => HeadState::Failed(e.clone()),
+        };
+        self.buf = Vec::new();
+        result
+    }
+
+    /// With the end of the head in `window` (`end`: how many of its bytes belong to the head),
+    /// parses the head; without, buffers `window` and checks the start line so far.
+    fn complete_or_check<T>(
+        &mut self,
+        old: usize,
+        window: &[u8],
+        end: Option<usize>,
+        parse: impl FnOnce(&[u8]) -> Result<T, HandshakeError>,
+        check_start: impl FnOnce(&[u8]) -> Result<(), HandshakeError>,
+    ) -> Result<Option<(T, usize)>, HandshakeError> {
+        match end {
             Some(used) => {
                 let parsed = if self.buf.is_empty() {
                     parse(&window[..used])
@@ -243,27 +274,20 @@ impl HeadBuffer {
             }
             None => {
                 self.buf.extend_from_slice(window);
-                match self.check_start(old, check_start) {
-                    // With `max_bytes` buffered and no terminator, the head is at least one byte
-                    // over.
-                    Ok(()) if self.buf.len() < self.max_bytes => return Ok(None),
-                    Ok(()) => Err(HandshakeError::HeadersTooLarge),
-                    Err(e) => Err(e),
+                self.check_start(old, check_start)?;
+                // With `max_bytes` buffered and no terminator, the head is at least one byte
+                // over.
+                if self.buf.len() < self.max_bytes {
+                    return Ok(None);
                 }
+                Err(HandshakeError::HeadersTooLarge)
             }
-        };
-        self.state = match &result {
-            Ok(_) => HeadState::Done,
-            Err(e) => HeadState::Failed(e.clone()),
-        };
-        self.buf = Vec::new();
-        result
+        }
     }
 
     /// Runs `check` on the start line of an unfinished head: on what there is of it after each
     /// push that began within its first `START_PEEK` bytes, and once more when its `\n` arrives
-    /// (bytes from `old` on are new). A start line ended by a bare LF fails here, as the whole
-    /// head would later.
+    /// (bytes from `old` on are new).
     fn check_start(
         &mut self,
         old: usize,
@@ -275,11 +299,7 @@ impl HeadBuffer {
         let line = match self.buf[old..].iter().position(|&b| b == b'\n') {
             Some(at) => {
                 self.start_checked = true;
-                let line = &self.buf[..=old + at];
-                if !line.ends_with(b"\r\n") {
-                    return Err(HandshakeError::Malformed("bare LF line ending"));
-                }
-                line
+                &self.buf[..=old + at]
             }
             // A push that starts within the first `START_PEEK` bytes is looked at whole, however
             // long: one bad byte anywhere in a first burst of noise is enough.
@@ -288,6 +308,17 @@ impl HeadBuffer {
         };
         check(line)
     }
+}
+
+/// Whether `bytes` hold an LF without a CR right before it; `before` is the byte that came
+/// before them, if any.
+fn has_bare_lf(before: Option<u8>, bytes: &[u8]) -> bool {
+    let mut prev = before;
+    bytes.iter().any(|&b| {
+        let bare = b == b'\n' && prev != Some(b'\r');
+        prev = Some(b);
+        bare
+    })
 }
 
 /// A token character (RFC 9110 §5.6.2), as required of header names.

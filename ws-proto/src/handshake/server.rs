@@ -10,8 +10,8 @@ use base64::Engine as _;
 /// Bytes are appended as they arrive; the header block is parsed once its end (`\r\n\r\n`) has
 /// been seen, and the search for it only scans new bytes, so a trickled request costs linear time.
 ///
-/// Line endings must be CRLF: a request line ended by a bare LF is [`HandshakeError::Malformed`]
-/// as soon as that LF arrives, and so is a complete head mixing in bare LFs.
+/// Line endings must be CRLF: a bare LF anywhere in the head is [`HandshakeError::Malformed`], as
+/// soon as it arrives.
 ///
 /// Bytes that cannot start a request (a TLS hello sent to a plain port, another protocol, a
 /// broken request line) fail as soon as they are seen, not when the head ends: the client gets
@@ -644,13 +644,22 @@ mod tests {
     }
 
     #[test]
-    fn a_start_line_ended_by_a_bare_lf_fails_at_once() {
+    fn a_bare_lf_anywhere_fails_as_soon_as_it_arrives() {
+        let bare = HandshakeError::Malformed("bare LF line ending");
         let mut parser = RequestParser::new(16 << 10, 64);
         assert_eq!(parser.push(b"GET / HTTP/1.1"), Ok(None));
-        assert_eq!(
-            parser.push(b"\nHost: a\n"),
-            Err(HandshakeError::Malformed("bare LF line ending"))
-        );
+        assert_eq!(parser.push(b"\nHost: a"), Err(bare.clone()));
+        let mut parser = RequestParser::new(16 << 10, 64);
+        assert_eq!(parser.push(b"GET / HTTP/1.1\r\nHost: a\r"), Ok(None));
+        assert_eq!(parser.push(b"\nX: y\n"), Err(bare.clone()));
+        // In one piece, with CRLF everywhere else, too.
+        for head in [
+            &b"GET / HTTP/1.1\nHost: a\r\nUpgrade: websocket\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: a\nUpgrade: websocket\r\n\r\n",
+            b"\r\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            assert_eq!(parse(head), Err(bare.clone()), "{head:?}");
+        }
     }
 
     #[test]
