@@ -21,6 +21,8 @@
 # core 0, ws-load on core 1); loopback only; each run is bounded by its --duration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 
 ROUNDS=${1:?usage: scripts/bench-rounds.sh ROUNDS SCENARIO [SERVER...]}
 SCENARIO=${2:?usage: scripts/bench-rounds.sh ROUNDS SCENARIO [SERVER...]}
@@ -28,13 +30,7 @@ shift 2
 SERVERS=("$@")
 [ ${#SERVERS[@]} -gt 0 ] || SERVERS=(raw-echo tungstenite fastwebsockets ws-mio ws-std)
 
-case "$SCENARIO" in
-    64B-k1) ARGS=(--conns 100 --size 64 --inflight 1 --duration 3) ;;
-    64B-k16) ARGS=(--conns 100 --size 64 --inflight 16 --duration 3) ;;
-    16KiB) ARGS=(--conns 10 --size 16384 --inflight 1 --duration 3) ;;
-    16MiB) ARGS=(--conns 8 --size 16777216 --inflight 1 --duration 4) ;;
-    *) echo "bench-rounds.sh: unknown scenario $SCENARIO" >&2; exit 2 ;;
-esac
+scenario_args "$SCENARIO" || exit 2
 
 PEERS=bench/peers/target/release
 LOAD=target/release/ws-load
@@ -81,22 +77,6 @@ for _ in $(seq "$ROUNDS"); do
     done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-# The median of the values on stdin with an interval for it from order statistics, which assumes
-# nothing about their distribution: from the k-th smallest to the k-th largest value, k as large
-# as keeps the chance that the true median lies outside at 5% or less (for fewer than six values,
-# all of them, with what that covers), and that coverage.
-median_interval() {
-    tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {
-        n = NR; if (n == 0) exit
-        # cdf[j] = P(Binomial(n, 1/2) <= j)
-        p = 0.5 ^ n; c = p; cdf[0] = c
-        for (j = 1; j <= n; j++) { p = p * (n - j + 1) / j; c += p; cdf[j] = c }
-        k = 1
-        while (k + 1 <= (n + 1) / 2 && 1 - 2 * cdf[k] >= 0.95) k++
-        printf "median %s, %.0f%% interval %s to %s", a[int((n + 1) / 2)], 100 * (1 - 2 * cdf[k - 1]), a[k], a[n - k + 1]
-    }'
-}
 declare -A MED MEDU
 for s in "${SERVERS[@]}"; do
     MED[$s]=$(echo "${FIGS[$s]}" | median)

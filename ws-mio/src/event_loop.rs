@@ -22,8 +22,11 @@ const LISTENER: Token = Token(usize::MAX - 2);
 
 /// One read buffer for all connections: idle connections hold no read buffer at all.
 const READ_BUF: usize = 64 << 10;
-/// Output that is written during a read loop rather than at the end of the wake-up.
-const FLUSH_EARLY: usize = 256 << 10;
+/// Output that is written during a read loop rather than at the end of the wake-up: a write of
+/// this much is worth its system call without more to join it, and going out at once frees the
+/// buffers it holds while they are still in cache for the next read (a 16 KiB echo costs about 1%
+/// less CPU than when written at the end of the wake-up, measured side by side).
+const FLUSH_EARLY: usize = 8 << 10;
 
 struct Conn {
     session: Session,
