@@ -10,8 +10,8 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use ws_proto::connection::{Message, MessageRef};
 use ws_proto::server::{
-    Client, ClientId, Command, CommandSink, Notice, ServerCore, ServerError, Session, SessionStore,
-    Shutdown, Slab, ACCEPT_RETRY,
+    AcceptRetry, Client, ClientId, Command, CommandSink, Notice, ServerCore, ServerError, Session,
+    SessionStore, Shutdown, Slab,
 };
 
 use crate::timers::Timers;
@@ -187,7 +187,7 @@ pub(crate) struct EventLoop {
     /// Graceful shutdown in progress, until this deadline.
     shutdown_deadline: Option<Instant>,
     /// When accepting failed for lack of file descriptors, try again at this time.
-    accept_retry: Option<Instant>,
+    accept_retry: AcceptRetry,
     stop: bool,
 }
 
@@ -214,7 +214,7 @@ impl EventLoop {
             notices: Vec::new(),
             dirty: Vec::new(),
             shutdown_deadline: None,
-            accept_retry: None,
+            accept_retry: AcceptRetry::default(),
             stop: false,
         })
     }
@@ -255,8 +255,7 @@ impl EventLoop {
             }
             self.run_commands(now);
             self.run_timers(now);
-            if self.accept_retry.is_some_and(|t| t <= now) {
-                self.accept_retry = None;
+            if self.accept_retry.take_due(now) {
                 self.accept(now);
             }
             if let Some(deadline) = self.shutdown_deadline {
@@ -280,7 +279,7 @@ impl EventLoop {
         let next = [
             self.timers.next_deadline(),
             self.shutdown_deadline,
-            self.accept_retry,
+            self.accept_retry.deadline(),
         ]
         .into_iter()
         .flatten()
@@ -296,6 +295,7 @@ impl EventLoop {
             };
             match listener.accept() {
                 Ok((stream, addr)) => {
+                    self.accept_retry.succeeded();
                     if !self.shared.core.accepts_socket(self.conns.len()) {
                         log::warn!("{addr}: dropped, {} sockets open", self.conns.len());
                         continue;
@@ -325,8 +325,7 @@ impl EventLoop {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // Typically EMFILE: the backlog keeps the clients; try again shortly.
-                    log::error!("accept failed: {e}");
-                    self.accept_retry = Some(now + ACCEPT_RETRY);
+                    self.accept_retry.failed(&e, now);
                     break;
                 }
             }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use socket2::SockRef;
-use ws_proto::server::{ClientId, Shutdown, ACCEPT_RETRY};
+use ws_proto::server::{AcceptRetry, ClientId, Shutdown};
 
 use crate::{conn, Reader, Shared, Slot, State};
 
@@ -53,7 +53,7 @@ pub(crate) struct Poller {
     shutdown_deadline: Option<Instant>,
     aborted: bool,
     /// When accepting failed for lack of file descriptors, try again at this time.
-    accept_retry: Option<Instant>,
+    accept_retry: AcceptRetry,
     /// Deadlines of sleeping clients (stale entries only cost a look at the session).
     timers: BinaryHeap<Reverse<(Instant, ClientId)>>,
     /// The list of clients with output to write, swapped with the shared one (no allocation).
@@ -78,7 +78,7 @@ impl Poller {
             live: 0,
             shutdown_deadline: None,
             aborted: false,
-            accept_retry: None,
+            accept_retry: AcceptRetry::default(),
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
             stack: std::env::var_os("RUST_MIN_STACK")
@@ -99,13 +99,12 @@ impl Poller {
             if (self.aborted || self.shutdown_deadline.is_some()) && self.live == 0 {
                 break Ok(());
             }
-            if self.accept_retry.is_some_and(|t| t <= now) {
-                self.accept_retry = None;
+            if self.accept_retry.take_due(now) {
                 self.accept(now);
             }
             let timeout = [
                 self.shutdown_deadline,
-                self.accept_retry,
+                self.accept_retry.deadline(),
                 self.timers.peek().map(|Reverse((t, _))| *t),
             ]
             .into_iter()
@@ -218,6 +217,7 @@ impl Poller {
             };
             match listener.accept() {
                 Ok((mut stream, addr)) => {
+                    self.accept_retry.succeeded();
                     if !self.shared.core.accepts_socket(self.live) {
                         log::warn!("{addr}: dropped, {} sockets open", self.live);
                         continue;
@@ -278,8 +278,7 @@ impl Poller {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // Typically EMFILE: the backlog keeps the clients; try again shortly.
-                    log::error!("accept failed: {e}");
-                    self.accept_retry = Some(now + ACCEPT_RETRY);
+                    self.accept_retry.failed(&e, now);
                     break;
                 }
             }

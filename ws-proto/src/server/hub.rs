@@ -17,10 +17,6 @@ pub trait SessionStore {
     fn with_session(&mut self, id: ClientId, f: &mut dyn FnMut(&mut Session));
 }
 
-/// How long an adapter waits before accepting again after `accept` failed (typically for lack of
-/// file descriptors; the pending clients stay in the backlog meanwhile).
-pub const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
-
 /// A shutdown request that the adapter must carry out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shutdown {

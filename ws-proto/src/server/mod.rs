@@ -5,6 +5,7 @@
 //! An adapter only moves bytes between sockets and sessions, sleeps until the earliest timer,
 //! and routes commands; every rule about what happens lives here or in [`crate::Connection`].
 
+mod accept_retry;
 mod api;
 mod callbacks;
 mod config;
@@ -16,10 +17,11 @@ mod slab;
 
 use core::net::SocketAddr;
 
+pub use self::accept_retry::{AcceptRetry, ACCEPT_REPORT_EVERY, ACCEPT_RETRY};
 pub use self::api::{Command, CommandSink, Decision, Handler, HttpResponse, ServerApi};
 pub use self::callbacks::Callbacks;
 pub use self::config::ServerConfig;
-pub use self::hub::{ServerCore, SessionStore, Shutdown, ACCEPT_RETRY};
+pub use self::hub::{ServerCore, SessionStore, Shutdown};
 pub use self::lifecycle::Lifecycle;
 pub use self::registry::Registry;
 pub use self::session::{Notice, Session, MAX_WRITE_SLICES};
