@@ -106,6 +106,8 @@ pub mod output;
 mod reuse;
 pub mod rng;
 pub mod server;
+#[cfg(test)]
+mod test_clock;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod utf8;

@@ -7,11 +7,7 @@ use crate::frame::{FrameHeader, OpCode};
 use proptest::prelude::*;
 use std::time::Duration;
 
-fn t0() -> Instant {
-    // A fixed origin: every test runs on a virtual clock offset from it.
-    static T0: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    *T0.get_or_init(Instant::now)
-}
+use crate::test_clock::t0;
 
 fn server() -> Connection {
     Connection::from_upgraded(Role::Server, Config::default(), None, [0; 32], t0())

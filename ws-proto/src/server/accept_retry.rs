@@ -90,11 +90,12 @@ impl AcceptRetry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_clock::t0;
 
     #[test]
     fn failures_are_logged_at_start_then_once_per_period_and_again_after_a_recovery() {
         let mut retry = AcceptRetry::default();
-        let t0 = Instant::now();
+        let t0 = t0();
         let e = std::io::Error::from_raw_os_error(24);
         let logged: Vec<bool> = (0..250u32)
             .map(|i| retry.failed(&e, t0 + ACCEPT_RETRY * i))
@@ -109,7 +110,7 @@ mod tests {
     #[test]
     fn a_retry_is_due_once_after_the_delay() {
         let mut retry = AcceptRetry::default();
-        let t0 = Instant::now();
+        let t0 = t0();
         assert_eq!(retry.deadline(), None);
         assert!(!retry.take_due(t0));
         retry.failed(&std::io::Error::from_raw_os_error(24), t0);
