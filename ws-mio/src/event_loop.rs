@@ -634,7 +634,9 @@ impl EventLoop {
         if let Some(t) = conn.session.poll_timeout() {
             if conn.timer.is_none_or(|s| t < s) {
                 conn.timer = Some(t);
-                self.timers.schedule(id, t);
+                let conns = &self.conns;
+                self.timers
+                    .schedule(id, t, conns.len(), |id| conns.get(id).is_some());
             }
         }
     }
