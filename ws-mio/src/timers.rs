@@ -11,6 +11,9 @@ use ws_proto::server::ClientId;
 #[derive(Default)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<(Instant, ClientId)>>,
+    /// The heap is not compacted again before it holds this many entries: twice what the last
+    /// compaction left, so that compacting stays amortised O(1) per entry whatever it drops.
+    floor: usize,
 }
 
 /// Entries allowed beyond four per live connection before the dead ones are dropped.
@@ -31,8 +34,9 @@ impl Timers {
         is_alive: impl Fn(ClientId) -> bool,
     ) {
         self.heap.push(Reverse((at, id)));
-        if self.heap.len() > 4 * alive + SLACK {
+        if self.heap.len() > (4 * alive + SLACK).max(self.floor) {
             self.heap.retain(|Reverse((_, id))| is_alive(*id));
+            self.floor = 2 * self.heap.len();
         }
     }
 
