@@ -24,8 +24,8 @@ const LISTENER: Token = Token(usize::MAX - 2);
 const READ_BUF: usize = 64 << 10;
 /// Output that is written during a read loop rather than at the end of the wake-up: a write of
 /// this much is worth its system call without more to join it, and going out at once frees the
-/// buffers it holds while they are still in cache for the next read (a 16 KiB echo costs about 1%
-/// less CPU than when written at the end of the wake-up, measured side by side).
+/// buffers it holds while they are still in cache for the next read (a 16 KiB echo costs about
+/// half a percent less CPU than when written at the end of the wake-up: scripts/bench-ab.sh).
 const FLUSH_EARLY: usize = 8 << 10;
 
 struct Conn {
@@ -339,7 +339,8 @@ impl EventLoop {
         if ready.readable {
             self.read(id, ready.ended, now);
             // Written at the end of this wake-up, with everything else it gets meanwhile (a
-            // broadcast from another client's message, say): one write per socket per wake-up.
+            // broadcast from another client's message, say): one write per socket per wake-up,
+            // but for large output, written during the read (see `FLUSH_EARLY`).
             self.mark_dirty(id);
         } else if ready.writable {
             self.flush(id, now);
