@@ -11,10 +11,9 @@ use mio::{Events, Interest, Poll, Token};
 use ws_proto::connection::{Message, MessageRef};
 use ws_proto::server::{
     AcceptRetry, Client, ClientId, Command, CommandSink, Notice, ServerCore, ServerError, Session,
-    SessionStore, Shutdown, Slab,
+    SessionStore, Shutdown, Slab, Timers,
 };
 
-use crate::timers::Timers;
 use crate::Shared;
 
 pub(crate) const WAKER: Token = Token(usize::MAX - 1);

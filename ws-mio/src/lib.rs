@@ -36,7 +36,6 @@
 #![warn(missing_docs)]
 
 mod event_loop;
-mod timers;
 
 use std::io;
 use std::net::SocketAddr;

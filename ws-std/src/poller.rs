@@ -8,8 +8,6 @@
 //! a client costs exactly one file descriptor, no thread ever waits for a slow reader, and a
 //! client's own traffic never involves this thread.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::io;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -18,7 +16,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use socket2::SockRef;
-use ws_proto::server::{AcceptRetry, ClientId, Shutdown};
+use ws_proto::server::{AcceptRetry, ClientId, Shutdown, Timers};
 
 use crate::{conn, Reader, Shared, Slot, State};
 
@@ -55,7 +53,7 @@ pub(crate) struct Poller {
     /// When accepting failed for lack of file descriptors, try again at this time.
     accept_retry: AcceptRetry,
     /// Deadlines of sleeping clients (stale entries only cost a look at the session).
-    timers: BinaryHeap<Reverse<(Instant, ClientId)>>,
+    timers: Timers,
     /// The list of clients with output to write, swapped with the shared one (no allocation).
     dirty: Vec<ClientId>,
     /// Stack size of client threads; `None` leaves it to std (`RUST_MIN_STACK`).
@@ -79,7 +77,7 @@ impl Poller {
             shutdown_deadline: None,
             aborted: false,
             accept_retry: AcceptRetry::default(),
-            timers: BinaryHeap::new(),
+            timers: Timers::default(),
             dirty: Vec::new(),
             stack: std::env::var_os("RUST_MIN_STACK")
                 .is_none()
@@ -105,7 +103,7 @@ impl Poller {
             let timeout = [
                 self.shutdown_deadline,
                 self.accept_retry.deadline(),
-                self.timers.peek().map(|Reverse((t, _))| *t),
+                self.timers.next_deadline(),
             ]
             .into_iter()
             .flatten()
@@ -157,8 +155,15 @@ impl Poller {
             slot.settle(&mut st, now, true).timer
         };
         if let Some(at) = timer {
-            self.timers.push(Reverse((at, id)));
+            self.schedule(id, at);
         }
+    }
+
+    /// Adds a deadline of `id` to the timers.
+    fn schedule(&mut self, id: ClientId, at: Instant) {
+        let shared = &self.shared;
+        self.timers
+            .schedule(id, at, self.live, |id| shared.slot(id).is_some());
     }
 
     /// Writes the output other threads queued for sleeping clients.
@@ -187,12 +192,10 @@ impl Poller {
     fn run_timers(&mut self, now: Instant) {
         let asked =
             std::mem::take(&mut *self.shared.timers.lock().unwrap_or_else(|p| p.into_inner()));
-        self.timers.extend(asked.into_iter().map(Reverse));
-        while let Some(&Reverse((at, id))) = self.timers.peek() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
+        for (at, id) in asked {
+            self.schedule(id, at);
+        }
+        while let Some((at, id)) = self.timers.pop_due(now) {
             let Some(slot) = self.shared.slot(id) else {
                 continue;
             };
@@ -264,7 +267,7 @@ impl Poller {
                         })
                     };
                     if let Some(at) = handshake_timer {
-                        self.timers.push(Reverse((at, id)));
+                        self.schedule(id, at);
                     }
                     let started = registered.and_then(|()| self.spawn(id));
                     if let Err(e) = started {

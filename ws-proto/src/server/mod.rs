@@ -14,6 +14,7 @@ mod lifecycle;
 mod registry;
 mod session;
 mod slab;
+mod timers;
 
 use core::net::SocketAddr;
 
@@ -26,6 +27,7 @@ pub use self::lifecycle::Lifecycle;
 pub use self::registry::Registry;
 pub use self::session::{Notice, Session, MAX_WRITE_SLICES};
 pub use self::slab::{ClientId, Slab};
+pub use self::timers::Timers;
 
 use crate::error::{ConnectionError, Error};
 
