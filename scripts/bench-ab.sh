@@ -5,7 +5,9 @@
 #
 #   ROUNDS     rounds, e.g. 8
 #   SCENARIO   64B-k1 | 64B-k16 | 16KiB | 16MiB (the echo scenarios of bench.sh)
-#   BASE, NEW  echo binaries taking HOST:PORT (e.g. two copies of target/release/examples/echo)
+#   BASE, NEW  echo binaries taking HOST:PORT (e.g. two copies of target/release/examples/echo);
+#              one named raw-echo* gets ws-load's --raw (the same bytes, no framing), which
+#              measures a server against the physical limit side by side
 #   LOAD-ARG   more ws-load arguments (e.g. --deflate)
 #
 # Each round starts both servers on core 0 and one ws-load per server on core 1, all at once,
@@ -15,6 +17,10 @@
 # an A/A run of one binary against itself gave ratios of 0.98 to 1.01, mean 0.999 over 8 rounds.
 # The figures themselves are not those of bench.sh (two servers share a core and its caches):
 # use this to decide whether a change pays, and bench.sh or bench-rounds.sh for the tables.
+# Sound for single-threaded servers (ws-mio, raw-echo, fastwebsockets); not for thread-per-client
+# ones (ws-std, tungstenite): their threads then compete with the other server's for the core,
+# and ws-std's yields hand it to the other process (ws-std measured 1.2-1.3x tungstenite side by
+# side, about 0.7x alone).
 # Loopback only; every run is bounded by its --duration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +34,10 @@ BASE=${3:?$usage}
 NEW=${4:?$usage}
 shift 4
 scenario_args "$SCENARIO" || exit 2
+# The raw echo's load sends the frames' bytes and expects them back verbatim.
+raw_flag() { case "$(basename "$1")" in raw-echo*) echo --raw ;; esac; }
+read -ra BASE_RAW <<<"$(raw_flag "$BASE")"
+read -ra NEW_RAW <<<"$(raw_flag "$NEW")"
 LOAD=target/release/ws-load
 for b in "$BASE" "$NEW" "$LOAD"; do
     [ -x "$b" ] || { echo "bench-ab.sh: $b missing" >&2; exit 1; }
@@ -70,10 +80,10 @@ for r in $(seq "$ROUNDS"); do
     else
         pb=$p2 pidb=$pid2 pn=$p1 pidn=$pid1
     fi
-    taskset -c 1 "$LOAD" --url "ws://127.0.0.1:$pb/" "${ARGS[@]}" "$@" --server-pid "$pidb" \
+    taskset -c 1 "$LOAD" --url "ws://127.0.0.1:$pb/" "${ARGS[@]}" ${BASE_RAW[@]+"${BASE_RAW[@]}"} "$@" --server-pid "$pidb" \
         >"$OUT_BASE" 2>&1 &
     lb=$!
-    taskset -c 1 "$LOAD" --url "ws://127.0.0.1:$pn/" "${ARGS[@]}" "$@" --server-pid "$pidn" \
+    taskset -c 1 "$LOAD" --url "ws://127.0.0.1:$pn/" "${ARGS[@]}" ${NEW_RAW[@]+"${NEW_RAW[@]}"} "$@" --server-pid "$pidn" \
         >"$OUT_NEW" 2>&1 &
     ln=$!
     wait "$lb" "$ln" || true
