@@ -44,6 +44,7 @@ binary() {
         *) echo "bench-rounds.sh: unknown server $1" >&2; exit 2 ;;
     esac
 }
+label() { echo "${1%%=*}"; } # NAME of NAME=PATH, else the server's own name
 for s in "${SERVERS[@]}"; do
     [ -x "$(binary "$s")" ] || { echo "bench-rounds.sh: $(binary "$s") missing: run scripts/bench.sh first" >&2; exit 1; }
 done
@@ -91,7 +92,7 @@ for p in tungstenite fastwebsockets; do
 done
 echo "echo-$SCENARIO, $ROUNDS rounds, server CPU µs/msg (median; every round)"
 for s in "${SERVERS[@]}"; do
-    line="$s: ${MED[$s]} (${FIGS[$s]# })"
+    line="$(label "$s"): ${MED[$s]} (${FIGS[$s]# })"
     [ -n "${MED[raw-echo]:-}" ] && line+=$(awk -v a="${MED[$s]}" -v b="${MED[raw-echo]}" 'BEGIN {printf "  ×raw %.2f", a / b}')
     [ -n "$best" ] && line+=$(awk -v a="${MED[$s]}" -v b="${MED[$best]}" -v n="$best" 'BEGIN {printf "  ×best peer %.2f (%s)", a / b, n}')
     echo "$line"
@@ -103,7 +104,7 @@ paired() { # NAME OTHER: NAME's figure over OTHER's, per round, then their media
     local r
     r=$(paste -d' ' <(echo "${FIGS[$1]# }" | tr ' ' '\n') <(echo "${FIGS[$2]# }" | tr ' ' '\n') |
         awk '$1 != "nan" && $2 != "nan" && $2 > 0 {printf "%.2f ", $1 / $2}')
-    [ -n "$r" ] && echo "$1 ×$2 per round: $r ($(echo "$r" | median_interval))"
+    [ -n "$r" ] && echo "$(label "$1") ×$(label "$2") per round: $r ($(echo "$r" | median_interval))"
 }
 for s in "${SERVERS[@]}"; do
     [ "$s" != raw-echo ] && [ -n "${MED[raw-echo]:-}" ] && paired "$s" raw-echo
@@ -114,6 +115,6 @@ echo "server that another can reach with the same system calls, spending no user
 for s in "${SERVERS[@]}"; do
     sys=$(paste -d- <(echo "${FIGS[$s]# }" | tr ' ' '\n') <(echo "${USERS[$s]# }" | tr ' ' '\n') |
         awk -F- '$1 != "nan" && $2 != "nan" {print $1 - $2}' | median)
-    echo "$s: user ${MEDU[$s]}, kernel ${sys:-nan}" | awk -v t="${MED[$s]}" -v k="${sys:-0}" '{
+    echo "$(label "$s"): user ${MEDU[$s]}, kernel ${sys:-nan}" | awk -v t="${MED[$s]}" -v k="${sys:-0}" '{
         printf "%s", $0; if (t > 0 && k > 0) printf "  kernel share %.2f", k / t; print "" }'
 done
