@@ -149,28 +149,41 @@ fn utf8(c: &mut Criterion) {
 fn broadcast(c: &mut Criterion) {
     let mut g = c.benchmark_group("broadcast");
     let conns = 1000;
+    let text = "a message for everyone, sixty-four bytes long.......";
+    let queues = || {
+        (0..conns)
+            .map(|_| {
+                Connection::from_upgraded(
+                    Role::Server,
+                    Config::default(),
+                    None,
+                    [0; 32],
+                    Instant::now(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
     g.throughput(Throughput::Elements(conns as u64));
     g.bench_function("encode_once_to_1000_queues", |b| {
         b.iter_batched(
-            || {
-                (0..conns)
-                    .map(|_| {
-                        Connection::from_upgraded(
-                            Role::Server,
-                            Config::default(),
-                            None,
-                            [0; 32],
-                            Instant::now(),
-                        )
-                    })
-                    .collect::<Vec<_>>()
-            },
+            queues,
             |mut all| {
-                let frame = SharedFrame::text(black_box(
-                    "a message for everyone, sixty-four bytes long.......",
-                ));
+                let frame = SharedFrame::text(black_box(text));
                 for c in &mut all {
                     c.send_shared(&frame).unwrap();
+                }
+                all
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // The peer: the frame encoded and copied into each queue, as a loop of sends does.
+    g.bench_function("encode_per_queue_1000_queues", |b| {
+        b.iter_batched(
+            queues,
+            |mut all| {
+                for c in &mut all {
+                    c.send_text(black_box(text)).unwrap();
                 }
                 all
             },
