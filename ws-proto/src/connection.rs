@@ -728,6 +728,11 @@ impl Connection {
         }
     }
 
+    /// The time of the latest input, timer or [`Connection::set_time`].
+    pub(crate) fn now(&self) -> Instant {
+        self.now
+    }
+
     /// Tells the connection the current time without giving it input. Call it before commands
     /// issued long after the last input (a close, a send that may trip backpressure): the
     /// deadlines they start count from the latest time the connection was told.

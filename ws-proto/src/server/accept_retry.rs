@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::sparing::{Say, Sparing};
+
 /// How long an adapter waits before accepting again after `accept` failed (typically for lack of
 /// file descriptors; the pending clients stay in the backlog meanwhile).
 pub const ACCEPT_RETRY: Duration = Duration::from_millis(50);
@@ -35,10 +37,8 @@ pub const ACCEPT_REPORT_EVERY: Duration = Duration::from_secs(10);
 pub struct AcceptRetry {
     /// When to try again, while accepting fails.
     at: Option<Instant>,
-    /// When the failure was last logged, while accepting fails.
-    reported: Option<Instant>,
-    /// Failures since then.
-    unreported: u64,
+    /// The failures' log lines, while accepting fails.
+    log: Sparing,
 }
 
 impl AcceptRetry {
@@ -46,29 +46,23 @@ impl AcceptRetry {
     /// later. Returns whether this failure was logged.
     pub fn failed(&mut self, error: &std::io::Error, now: Instant) -> bool {
         self.at = Some(now + ACCEPT_RETRY);
-        match self.reported {
-            None => log::error!("accept failed: {error}; trying again every {ACCEPT_RETRY:?}"),
-            Some(last) if now.saturating_duration_since(last) >= ACCEPT_REPORT_EVERY => {
-                log::error!(
-                    "accept still failing: {error} ({} more times since the last report)",
-                    self.unreported + 1
-                );
+        match self.log.occurred(now, ACCEPT_REPORT_EVERY) {
+            Say::First => {
+                log::error!("accept failed: {error}; trying again every {ACCEPT_RETRY:?}")
             }
-            Some(_) => {
-                self.unreported += 1;
-                return false;
-            }
+            Say::Again { meanwhile } => log::error!(
+                "accept still failing: {error} ({} more times since the last report)",
+                meanwhile + 1
+            ),
+            Say::Nothing => return false,
         }
-        self.reported = Some(now);
-        self.unreported = 0;
         true
     }
 
     /// Records that `accept` worked; logs the recovery if it had been failing.
     pub fn succeeded(&mut self) {
-        if self.reported.take().is_some() {
+        if self.log.ended() {
             log::info!("accepting again");
-            self.unreported = 0;
         }
     }
 

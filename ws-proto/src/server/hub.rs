@@ -1,14 +1,20 @@
 //! The part of a server that is the same under every I/O model: the handler, the registry, and
 //! the execution of commands.
 
+use core::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::api::{Command, Handler, ServerApi};
 use super::session::{Notice, Session};
+use super::sparing::{Say, Sparing};
 use super::{Client, ClientId, Registry, ServerConfig, ServerError};
 use crate::connection::{Message, MessageRef};
 use crate::error::Error;
 use crate::output::SharedFrame;
+
+/// While clients keep being refused at the connection limit, at most one log line per this long.
+pub const REFUSAL_REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// How the adapter reaches a session to run a command on it. ws-mio looks in its slab; ws-std
 /// locks the client's session and wakes its thread afterwards.
@@ -31,6 +37,8 @@ pub struct ServerCore {
     config: ServerConfig,
     handler: Box<dyn Handler>,
     registry: Mutex<Registry>,
+    /// The log lines of clients refused at the connection limit.
+    refusals: Mutex<Sparing>,
     /// One copy of the per-connection settings, shared by every session.
     connection: std::sync::Arc<crate::Config>,
     #[cfg(feature = "tls")]
@@ -66,6 +74,7 @@ impl ServerCore {
             config,
             handler: Box::new(handler),
             registry: Mutex::new(Registry::default()),
+            refusals: Mutex::default(),
             #[cfg(feature = "tls")]
             tls,
         })
@@ -96,6 +105,41 @@ impl ServerCore {
     /// The configuration.
     pub fn config(&self) -> &ServerConfig {
         &self.config
+    }
+
+    /// Logs that the client at `addr` was refused at the connection limit at `now`: the first
+    /// of a run of refusals, then at most one line per [`REFUSAL_REPORT_EVERY`] with how many
+    /// there were meanwhile, so that a flood of clients at the limit does not flood the log.
+    /// Returns whether it logged. Every refused client still gets its 503, and the error
+    /// callback still hears of each.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use ws_proto::server::{Handler, ServerConfig, ServerCore, REFUSAL_REPORT_EVERY};
+    /// struct Quiet;
+    /// impl Handler for Quiet {}
+    /// let core = ServerCore::new(ServerConfig::default(), Quiet).unwrap();
+    /// let (addr, t0) = ("127.0.0.1:50000".parse().unwrap(), Instant::now());
+    /// assert!(core.log_refusal(addr, t0)); // the first: logged
+    /// assert!(!core.log_refusal(addr, t0 + Duration::from_millis(1))); // counted, not logged
+    /// assert!(core.log_refusal(addr, t0 + REFUSAL_REPORT_EVERY)); // "(1 more refused ...)"
+    /// ```
+    pub fn log_refusal(&self, addr: SocketAddr, now: Instant) -> bool {
+        let limit = self.config.max_connections;
+        let say = self
+            .refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .occurred(now, REFUSAL_REPORT_EVERY);
+        match say {
+            Say::First => log::warn!("{addr}: refused, at the connection limit of {limit}"),
+            Say::Again { meanwhile } => log::warn!(
+                "{addr}: refused, at the connection limit of {limit} ({meanwhile} more refused \
+                 since the last report)"
+            ),
+            Say::Nothing => return false,
+        }
+        true
     }
 
     /// Whether a server with `open` sockets accepts one more. Clients past the connection limit
@@ -321,5 +365,26 @@ impl ServerCore {
         let client = session.client().clone();
         log::debug!("{}: message dropped, output buffer full", client.id);
         Some((client, ServerError::MessageDropped(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_clock::t0;
+
+    struct Quiet;
+    impl Handler for Quiet {}
+
+    #[test]
+    fn a_flood_of_refusals_is_logged_once_per_period() {
+        let core = ServerCore::new(ServerConfig::default(), Quiet).unwrap();
+        let addr: SocketAddr = "127.0.0.1:50000".parse().unwrap();
+        let t0 = t0();
+        // 25,000 clients refused over 25 s: a line at 0, 10 and 20 s.
+        let logged: Vec<u32> = (0..25_000u32)
+            .filter(|&i| core.log_refusal(addr, t0 + Duration::from_millis(i.into())))
+            .collect();
+        assert_eq!(logged, [0, 10_000, 20_000]);
     }
 }

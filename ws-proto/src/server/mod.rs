@@ -14,6 +14,7 @@ mod lifecycle;
 mod registry;
 mod session;
 mod slab;
+mod sparing;
 mod timers;
 
 use core::net::SocketAddr;
@@ -22,7 +23,7 @@ pub use self::accept_retry::{AcceptRetry, ACCEPT_REPORT_EVERY, ACCEPT_RETRY};
 pub use self::api::{Command, CommandSink, Decision, Handler, HttpResponse, ServerApi};
 pub use self::callbacks::Callbacks;
 pub use self::config::ServerConfig;
-pub use self::hub::{ServerCore, SessionStore, Shutdown};
+pub use self::hub::{ServerCore, SessionStore, Shutdown, REFUSAL_REPORT_EVERY};
 pub use self::lifecycle::Lifecycle;
 pub use self::registry::Registry;
 pub use self::session::{Notice, Session, MAX_WRITE_SLICES};

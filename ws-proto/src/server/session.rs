@@ -352,10 +352,7 @@ impl Session {
             Event::Request(request) => {
                 let limit = core.config().max_connections;
                 if core.registry().len() >= limit {
-                    log::warn!(
-                        "{}: refused, at the connection limit of {limit}",
-                        self.client.addr
-                    );
+                    core.log_refusal(self.client.addr, self.conn.now());
                     let _ = self
                         .conn
                         .respond(503, &[], b"Server is at its connection limit.\n");
