@@ -38,6 +38,17 @@ fn masking(c: &mut Criterion) {
     g.finish();
 }
 
+/// A server connection past its handshake, as each benchmark's fresh input needs.
+fn server() -> Connection {
+    Connection::from_upgraded(
+        Role::Server,
+        Config::default(),
+        None,
+        [0; 32],
+        Instant::now(),
+    )
+}
+
 fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mut f = vec![0x80 | opcode];
     match payload.len() {
@@ -73,15 +84,7 @@ fn decoding(c: &mut Criterion) {
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(format!("{name}_x1000"), |b| {
             b.iter_batched(
-                || {
-                    Connection::from_upgraded(
-                        Role::Server,
-                        Config::default(),
-                        None,
-                        [0; 32],
-                        Instant::now(),
-                    )
-                },
+                server,
                 |mut conn| {
                     conn.receive(black_box(&input), Instant::now());
                     let mut count = 0;
@@ -103,15 +106,7 @@ fn decoding(c: &mut Criterion) {
         g.sample_size(20);
         g.bench_function(name, |b| {
             b.iter_batched(
-                || {
-                    Connection::from_upgraded(
-                        Role::Server,
-                        Config::default(),
-                        None,
-                        [0; 32],
-                        Instant::now(),
-                    )
-                },
+                server,
                 |mut conn| {
                     conn.receive(black_box(&input), Instant::now());
                     assert!(matches!(conn.poll_event(), Some(Event::Message(_))));
@@ -150,19 +145,7 @@ fn broadcast(c: &mut Criterion) {
     let mut g = c.benchmark_group("broadcast");
     let conns = 1000;
     let text = "a message for everyone, sixty-four bytes long.......";
-    let queues = || {
-        (0..conns)
-            .map(|_| {
-                Connection::from_upgraded(
-                    Role::Server,
-                    Config::default(),
-                    None,
-                    [0; 32],
-                    Instant::now(),
-                )
-            })
-            .collect::<Vec<_>>()
-    };
+    let queues = || (0..conns).map(|_| server()).collect::<Vec<_>>();
     g.throughput(Throughput::Elements(conns as u64));
     g.bench_function("encode_once_to_1000_queues", |b| {
         b.iter_batched(
