@@ -24,7 +24,8 @@ pub struct ServerConfig {
     pub host: String,
     /// Port to bind; 0 picks a free one (ask the server for its address).
     pub port: u16,
-    /// Most clients at once; past it, upgrade requests get 503.
+    /// Most clients at once; past it, upgrade requests get 503 (the error callback hears of
+    /// each; the log, of the first and then once per `REFUSAL_REPORT_EVERY`).
     pub max_connections: usize,
     /// How long a graceful shutdown waits for clients to answer the close.
     pub shutdown_timeout: Duration,
