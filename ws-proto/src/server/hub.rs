@@ -132,7 +132,10 @@ impl ServerCore {
             .unwrap_or_else(|p| p.into_inner())
             .occurred(now, REFUSAL_REPORT_EVERY);
         match say {
-            Say::First => log::warn!("{addr}: refused, at the connection limit of {limit}"),
+            // Nothing since the last report: a new run.
+            Say::First | Say::Again { meanwhile: 0 } => {
+                log::warn!("{addr}: refused, at the connection limit of {limit}")
+            }
             Say::Again { meanwhile } => log::warn!(
                 "{addr}: refused, at the connection limit of {limit} ({meanwhile} more refused \
                  since the last report)"
