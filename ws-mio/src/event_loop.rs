@@ -2,18 +2,20 @@
 //! write until WouldBlock, sleep until the next socket event or timer.
 
 use std::cell::RefCell;
-use std::io::{self, Read, Write};
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
+use rustix::net::RecvFlags;
 use ws_proto::connection::{Message, MessageRef};
 use ws_proto::server::{
     AcceptRetry, Client, ClientId, Command, CommandSink, Notice, ServerCore, ServerError, Session,
     SessionStore, Shutdown, Slab, Timers,
 };
 
+use crate::socket_io::{self, recv, recv_vectored};
 use crate::Shared;
 
 pub(crate) const WAKER: Token = Token(usize::MAX - 1);
@@ -364,20 +366,23 @@ impl EventLoop {
             let stream = &mut conn.stream;
             let direct = conn.session.receive_direct(now, |space| {
                 asked = space.len();
-                stream.read(space)
+                recv(stream, space, RecvFlags::empty())
             });
             let direct = direct.or_else(|| {
                 conn.session
                     .receive_scattered(now, &mut self.read_buf, |slices| {
                         asked = slices.iter().map(|s| s.len()).sum();
-                        stream.read_vectored(slices)
+                        recv_vectored(stream, slices, RecvFlags::empty())
                     })
             });
             let (result, direct) = match direct {
                 Some(r) => (r, true),
                 None => {
                     asked = self.read_buf.len();
-                    (conn.stream.read(&mut self.read_buf), false)
+                    (
+                        recv(&conn.stream, &mut self.read_buf, RecvFlags::empty()),
+                        false,
+                    )
                 }
             };
             match result {
@@ -574,30 +579,8 @@ impl EventLoop {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        let mut failed = false;
-        while conn.session.wants_write() {
-            let stream = &mut conn.stream;
-            let result = conn.session.write_output(|io| match io {
-                // The usual reply: `send` skips `writev`'s copying in of the I/O vector.
-                [one] => stream.write(one),
-                _ => stream.write_vectored(io),
-            });
-            match result {
-                Ok(0) => {
-                    failed = true;
-                    break;
-                }
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    log::debug!("{id}: write error: {e}");
-                    failed = true;
-                    break;
-                }
-            }
-        }
-        if failed {
+        if let Err(e) = socket_io::write_output(&mut conn.session, &conn.stream) {
+            log::debug!("{id}: write error: {e}");
             conn.session.receive_eof(now);
             self.deliver(id, now);
         }

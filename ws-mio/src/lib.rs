@@ -36,6 +36,8 @@
 #![warn(missing_docs)]
 
 mod event_loop;
+#[path = "../../adapters/socket_io.rs"]
+mod socket_io;
 
 use std::io;
 use std::net::SocketAddr;

@@ -9,16 +9,16 @@
 //! accept thread runs them): only to end.
 
 use std::io;
-use std::os::fd::AsFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use mio::net::TcpStream;
-use rustix::net::{RecvAncillaryBuffer, RecvFlags};
+use rustix::net::RecvFlags;
 use ws_proto::server::{Client, ClientId, Notice, Session};
 
+use crate::socket_io::{recv, recv_vectored};
 use crate::{flush, Handle, Reader, Shared, Slot, State};
 
 /// Read buffer while a client is quiet: on the stack, so an idle client holds none. Small, since
@@ -388,10 +388,7 @@ fn read_scattered(slot: &Slot, spill: &mut [u8], drained: &mut bool) -> Option<b
     let mut asked = 0;
     let result = st.session.receive_scattered(now, spill, |slices| {
         asked = slices.iter().map(|s| s.len()).sum();
-        let mut control = RecvAncillaryBuffer::default();
-        rustix::net::recvmsg(&slot.stream, slices, &mut control, RecvFlags::DONTWAIT)
-            .map(|m| m.bytes)
-            .map_err(io::Error::from)
+        recv_vectored(&slot.stream, slices, RecvFlags::DONTWAIT)
     })?;
     match result {
         // Interrupted too: the turn ends, and the blocking read that follows asks again.
@@ -444,13 +441,4 @@ fn asleep<R>(shared: &Shared, wait: impl FnOnce() -> R) -> R {
     let r = wait();
     shared.awake.fetch_add(1, Ordering::Relaxed);
     r
-}
-
-/// One read, as a system call of its own: with `DONTWAIT`, of what the socket holds already
-/// (on the blocking socket, with no lock or mode change around it). Not std's `read`: glibc's
-/// `recv` wraps the call in a thread-cancellation point, paid on every message.
-fn recv(stream: &impl AsFd, buf: &mut [u8], flags: RecvFlags) -> io::Result<usize> {
-    rustix::net::recv(stream, buf, flags)
-        .map(|(n, _)| n)
-        .map_err(io::Error::from)
 }

@@ -57,6 +57,8 @@
 pub mod client;
 mod conn;
 mod poller;
+#[path = "../../adapters/socket_io.rs"]
+mod socket_io;
 
 use std::io;
 use std::net::SocketAddr;
@@ -66,7 +68,6 @@ use std::thread::Thread;
 use std::time::Instant;
 
 use mio::net::TcpStream;
-use rustix::net::{SendAncillaryBuffer, SendFlags};
 use ws_proto::server::{
     Command, CommandSink, Lifecycle, ServerCore, Session, SessionStore, Shutdown, Slab,
 };
@@ -194,45 +195,13 @@ impl Slot {
     }
 }
 
-/// Flags of every write: never block (the writer may be any thread, holding the session lock),
-/// and report a closed peer as an error rather than a signal.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const SEND_FLAGS: SendFlags = SendFlags::DONTWAIT.union(SendFlags::NOSIGNAL);
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-const SEND_FLAGS: SendFlags = SendFlags::DONTWAIT;
-
-/// Writes the session's output until the socket would block. A failed write ends the transport.
+/// Writes the session's output until the socket would block; the socket is registered for
+/// writability (edge-triggered) with the accept thread, which flushes again once it drains. A
+/// failed write ends the transport.
 fn flush(s: &mut Session, stream: &TcpStream, now: Instant) {
-    while s.wants_write() {
-        let result = s.write_output(|io| {
-            match io {
-                // The usual reply: `send` skips `sendmsg`'s copying in of the I/O vector.
-                [one] => rustix::net::send(stream, one, SEND_FLAGS),
-                _ => rustix::net::sendmsg(
-                    stream,
-                    io,
-                    &mut SendAncillaryBuffer::default(),
-                    SEND_FLAGS,
-                ),
-            }
-            .map_err(io::Error::from)
-        });
-        match result {
-            Ok(0) => {
-                s.receive_eof(now);
-                return;
-            }
-            Ok(_) => {}
-            // The socket is registered for writability (edge-triggered) with the accept
-            // thread, which flushes again once it drains.
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                log::debug!("{}: write error: {e}", s.id());
-                s.receive_eof(now);
-                return;
-            }
-        }
+    if let Err(e) = socket_io::write_output(s, stream) {
+        log::debug!("{}: write error: {e}", s.id());
+        s.receive_eof(now);
     }
 }
 

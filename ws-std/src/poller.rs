@@ -351,7 +351,7 @@ impl Poller {
                 _ => break,
             }
         }
-        let _ = rustix::net::send(stream, &answer, crate::SEND_FLAGS);
+        let _ = rustix::net::send(stream, &answer, crate::socket_io::SEND_FLAGS);
         let _ = stream.shutdown(std::net::Shutdown::Write);
     }
 
