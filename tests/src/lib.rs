@@ -176,6 +176,7 @@ macro_rules! behaviour_tests {
             handle_is_harmless_after_the_server_stopped,
             // connection limit, timeouts, slow consumers
             connection_limit_answers_503_until_a_client_leaves,
+            sockets_far_past_the_limit_are_closed_unanswered,
             slowloris_handshake_is_dropped_by_handshake_timeout,
             keepalive_drops_client_that_never_answers_pings,
             keepalive_keeps_client_that_answers_pings,

@@ -2050,6 +2050,28 @@ pub fn connection_limit_answers_503_until_a_client_leaves<A: Adapter>() {
     assert_echo(&mut d, "d got in");
 }
 
+/// Past the connection limit plus 64 open sockets, a new socket is closed at once, unanswered
+/// (clients up to there get their 503); the clients being served are unaffected.
+pub fn sockets_far_past_the_limit_are_closed_unanswered<A: Adapter>() {
+    let mut config = ServerConfig::new().max_connections(1);
+    // Only the drop can close the silent socket within the test.
+    config.connection.handshake_timeout = Some(Duration::from_secs(600));
+    let s = TestServer::<A>::start(config, Probe::echo());
+    let (mut a, _) = open(&s, "/a");
+    // 64 silent sockets (in their handshakes) make 65 open.
+    let silent: Vec<RawClient> = (0..64).map(|_| RawClient::connect(s.addr)).collect();
+    // Accepted in order, so this one comes after them all.
+    let mut dropped = RawClient::connect(s.addr);
+    let got = dropped.read_to_eof(Duration::from_secs(20));
+    assert!(
+        got.is_empty(),
+        "a dropped socket got {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    assert_echo(&mut a, "a is fine");
+    drop(silent);
+}
+
 /// A client that trickles its request one byte every 100 ms is dropped by the handshake timeout
 /// (500 ms), is never announced, and does not hold up other clients.
 pub fn slowloris_handshake_is_dropped_by_handshake_timeout<A: Adapter>() {

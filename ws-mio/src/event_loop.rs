@@ -298,7 +298,7 @@ impl EventLoop {
                 Ok((stream, addr)) => {
                     self.accept_retry.succeeded();
                     if !self.shared.core.accepts_socket(self.conns.len()) {
-                        log::warn!("{addr}: dropped, {} sockets open", self.conns.len());
+                        self.shared.core.log_drop(addr, self.conns.len(), now);
                         continue;
                     }
                     let _ = stream.set_nodelay(true);

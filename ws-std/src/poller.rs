@@ -222,7 +222,7 @@ impl Poller {
                 Ok((mut stream, addr)) => {
                     self.accept_retry.succeeded();
                     if !self.shared.core.accepts_socket(self.live) {
-                        log::warn!("{addr}: dropped, {} sockets open", self.live);
+                        self.shared.core.log_drop(addr, self.live, now);
                         continue;
                     }
                     let _ = stream.set_nodelay(true);

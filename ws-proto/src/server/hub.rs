@@ -39,10 +39,26 @@ pub struct ServerCore {
     registry: Mutex<Registry>,
     /// The log lines of clients refused at the connection limit.
     refusals: Mutex<Sparing>,
+    /// The log lines of sockets dropped unanswered, far past the limit.
+    drops: Mutex<Sparing>,
     /// One copy of the per-connection settings, shared by every session.
     connection: std::sync::Arc<crate::Config>,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsAcceptor>,
+}
+
+/// One more of the events `log` counts, at `now`: `None` when it goes unreported, else how many
+/// went unreported since the last report (0: the first of a new run).
+fn sparingly(log: &Mutex<Sparing>, now: Instant) -> Option<u64> {
+    let say = log
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .occurred(now, REFUSAL_REPORT_EVERY);
+    match say {
+        Say::First => Some(0),
+        Say::Again { meanwhile } => Some(meanwhile),
+        Say::Nothing => None,
+    }
 }
 
 impl std::fmt::Debug for ServerCore {
@@ -75,6 +91,7 @@ impl ServerCore {
             handler: Box::new(handler),
             registry: Mutex::new(Registry::default()),
             refusals: Mutex::default(),
+            drops: Mutex::default(),
             #[cfg(feature = "tls")]
             tls,
         })
@@ -126,31 +143,40 @@ impl ServerCore {
     /// ```
     pub fn log_refusal(&self, addr: SocketAddr, now: Instant) -> bool {
         let limit = self.config.max_connections;
-        let say = self
-            .refusals
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .occurred(now, REFUSAL_REPORT_EVERY);
-        match say {
-            // Nothing since the last report: a new run.
-            Say::First | Say::Again { meanwhile: 0 } => {
-                log::warn!("{addr}: refused, at the connection limit of {limit}")
-            }
-            Say::Again { meanwhile } => log::warn!(
+        match sparingly(&self.refusals, now) {
+            Some(0) => log::warn!("{addr}: refused, at the connection limit of {limit}"),
+            Some(meanwhile) => log::warn!(
                 "{addr}: refused, at the connection limit of {limit} ({meanwhile} more refused \
                  since the last report)"
             ),
-            Say::Nothing => return false,
+            None => return false,
         }
         true
     }
 
     /// Whether a server with `open` sockets accepts one more. Clients past the connection limit
     /// are still accepted, to get a quick 503 from the handshake; only a flood of raw sockets far
-    /// past it is dropped outright, to protect file descriptors.
+    /// past it is dropped outright, to protect file descriptors (log those with
+    /// [`ServerCore::log_drop`]).
     pub fn accepts_socket(&self, open: usize) -> bool {
         let max = self.config.max_connections;
         open < max.saturating_mul(2).max(max + 64)
+    }
+
+    /// Logs that a socket from `addr` was dropped unanswered at `now`, `open` sockets being open
+    /// (see [`ServerCore::accepts_socket`]), as refusals are logged: the first of a run, then at
+    /// most one line per [`REFUSAL_REPORT_EVERY`] with how many there were meanwhile. Returns
+    /// whether it logged.
+    pub fn log_drop(&self, addr: SocketAddr, open: usize, now: Instant) -> bool {
+        match sparingly(&self.drops, now) {
+            Some(0) => log::warn!("{addr}: dropped, {open} sockets open"),
+            Some(meanwhile) => log::warn!(
+                "{addr}: dropped, {open} sockets open ({meanwhile} more dropped since the last \
+                 report)"
+            ),
+            None => return false,
+        }
+        true
     }
 
     /// What to write to a client that cannot be served at all, before anything is read from
@@ -389,5 +415,21 @@ mod tests {
             .filter(|&i| core.log_refusal(addr, t0 + Duration::from_millis(i.into())))
             .collect();
         assert_eq!(logged, [0, 10_000, 20_000]);
+    }
+
+    #[test]
+    fn sockets_far_past_the_limit_are_dropped_and_logged_once_per_period() {
+        let core = ServerCore::new(ServerConfig::default().max_connections(10), Quiet).unwrap();
+        let addr: SocketAddr = "127.0.0.1:50000".parse().unwrap();
+        let t0 = t0();
+        // Past the limit, still taken (for their 503), up to the limit plus 64.
+        assert!(core.accepts_socket(73));
+        assert!(!core.accepts_socket(74));
+        let logged: Vec<u32> = (0..25_000u32)
+            .filter(|&i| core.log_drop(addr, 74, t0 + Duration::from_millis(i.into())))
+            .collect();
+        assert_eq!(logged, [0, 10_000, 20_000]);
+        // The drops' pace is their own: a refusal now is the first of its run.
+        assert!(core.log_refusal(addr, t0 + Duration::from_millis(20_001)));
     }
 }
