@@ -7,32 +7,49 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use ws_proto::mask::{apply_mask, apply_mask_naive};
+use ws_proto::mask::{apply_mask, apply_mask_naive, apply_mask_portable};
 use ws_proto::utf8::Utf8Validator;
 use ws_proto::{Config, Connection, Event, Role, SharedFrame};
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
+/// The `len` bytes of `store` (at least `len` + 4095 long) that start on a 4 KiB boundary.
+fn page_aligned(store: &mut [u8], len: usize) -> &mut [u8] {
+    let skip = store.as_ptr().align_offset(4096);
+    &mut store[skip..skip + len]
+}
+
 fn masking(c: &mut Criterion) {
     let mut g = c.benchmark_group("mask");
-    for size in [64, 1 << 10, 16 << 10, 64 << 10, 1 << 20] {
-        let src: Vec<u8> = (0..size).map(|i| i as u8).collect();
-        let mut dst = vec![0u8; size];
+    for size in [64, 1 << 10, 16 << 10, 64 << 10, 1 << 20, 16 << 20] {
+        // Both page-aligned: two buffers allocated one after the other here lie 16 bytes past a
+        // multiple of 4 KiB apart, where glibc's copy (`rep movsb`) on this machine's AMD CPU runs
+        // 30 times slower (2.5 instead of 78 GiB/s at 16 KiB), a peer far below its best.
+        let (mut src_store, mut dst_store) = (vec![0u8; size + 4096], vec![0u8; size + 4096]);
+        let src = page_aligned(&mut src_store, size);
+        for (i, b) in src.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let src = &*src;
+        let dst = page_aligned(&mut dst_store, size);
         g.throughput(Throughput::Bytes(size as u64));
         g.bench_function(format!("memcpy/{size}"), |b| {
-            b.iter(|| dst.copy_from_slice(black_box(&src)))
+            b.iter(|| dst.copy_from_slice(black_box(src)))
         });
         g.bench_function(format!("unmask_in_place/{size}"), |b| {
-            b.iter(|| apply_mask(black_box(&mut dst), KEY, 0))
+            b.iter(|| apply_mask(black_box(&mut *dst), KEY, 0))
+        });
+        g.bench_function(format!("unmask_in_place_portable/{size}"), |b| {
+            b.iter(|| apply_mask_portable(black_box(&mut *dst), KEY, 0))
         });
         g.bench_function(format!("copy_and_unmask/{size}"), |b| {
             b.iter(|| {
-                dst.copy_from_slice(black_box(&src));
-                apply_mask(&mut dst, KEY, 0)
+                dst.copy_from_slice(black_box(src));
+                apply_mask(dst, KEY, 0)
             })
         });
         g.bench_function(format!("unmask_naive/{size}"), |b| {
-            b.iter(|| apply_mask_naive(black_box(&mut dst), KEY, 1))
+            b.iter(|| apply_mask_naive(black_box(&mut *dst), KEY, 1))
         });
     }
     g.finish();
