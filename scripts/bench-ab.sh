@@ -34,8 +34,6 @@ BASE=${3:?$usage}
 NEW=${4:?$usage}
 shift 4
 scenario_args "$SCENARIO" || exit 2
-# The raw echo's load sends the frames' bytes and expects them back verbatim.
-raw_flag() { case "$(basename "$1")" in raw-echo*) echo --raw ;; esac; }
 read -ra BASE_RAW <<<"$(raw_flag "$BASE")"
 read -ra NEW_RAW <<<"$(raw_flag "$NEW")"
 LOAD=target/release/ws-load
@@ -44,19 +42,6 @@ for b in "$BASE" "$NEW" "$LOAD"; do
 done
 
 PIDS=()
-free_port() { # FROM: the first port from FROM on that nothing listens on
-    local p=$1
-    while ss -Hltn "sport = :$p" | grep -q .; do p=$((p + 1)); done
-    echo "$p"
-}
-wait_listening() {
-    for _ in $(seq 1 200); do
-        ss -Hltn "sport = :$1" | grep -q . && return 0
-        sleep 0.05
-    done
-    return 1
-}
-cpu_per_message() { grep -oP 'server CPU \K[0-9.]+' "$1" || echo nan; }
 
 RATIOS=""
 OUT_BASE=$(mktemp)

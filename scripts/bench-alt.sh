@@ -31,27 +31,12 @@ A=${3:?$usage}
 B=${4:?$usage}
 shift 4
 scenario_args "$SCENARIO" || exit 2
-raw_flag() { case "$(basename "$1")" in raw-echo*) echo --raw ;; esac; }
 read -ra A_RAW <<<"$(raw_flag "$A")"
 read -ra B_RAW <<<"$(raw_flag "$B")"
 LOAD=target/release/ws-load
 for b in "$A" "$B" "$LOAD"; do
     [ -x "$b" ] || { echo "bench-alt.sh: $b missing" >&2; exit 1; }
 done
-
-free_port() { # FROM: the first port from FROM on that nothing listens on
-    local p=$1
-    while ss -Hltn "sport = :$p" | grep -q .; do p=$((p + 1)); done
-    echo "$p"
-}
-wait_listening() {
-    for _ in $(seq 1 200); do
-        ss -Hltn "sport = :$1" | grep -q . && return 0
-        sleep 0.05
-    done
-    return 1
-}
-cpu_per_message() { grep -oP 'server CPU \K[0-9.]+' "$1" || echo nan; }
 
 OUT=$(mktemp)
 PIDS=()

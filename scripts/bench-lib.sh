@@ -1,5 +1,6 @@
-# What bench-rounds.sh and bench-ab.sh share (sourced, not run): the echo scenarios' load
-# arguments and order statistics.
+# What bench-rounds.sh, bench-ab.sh and bench-alt.sh share (sourced, not run): the echo
+# scenarios' load arguments, starting servers on free ports, reading ws-load's report, and order
+# statistics.
 
 # Sets ARGS to ws-load's arguments for an echo scenario of bench.sh.
 scenario_args() {
@@ -28,3 +29,23 @@ median_interval() {
         printf "median %s, %.0f%% interval %s to %s", a[int((n + 1) / 2)], 100 * (1 - 2 * cdf[k - 1]), a[k], a[n - k + 1]
     }'
 }
+
+# ws-load's extra argument for BINARY: the raw echo's load sends the frames' bytes and expects them
+# back verbatim.
+raw_flag() { case "$(basename "$1")" in raw-echo*) echo --raw ;; esac; }
+# FROM: the first port from FROM on that nothing listens on.
+free_port() {
+    local p=$1
+    while ss -Hltn "sport = :$p" | grep -q .; do p=$((p + 1)); done
+    echo "$p"
+}
+# PORT: waits up to 10 s until something listens on it.
+wait_listening() {
+    for _ in $(seq 1 200); do
+        ss -Hltn "sport = :$1" | grep -q . && return 0
+        sleep 0.05
+    done
+    return 1
+}
+# REPORT: the server CPU time per message of a ws-load report file, or nan.
+cpu_per_message() { grep -oP 'server CPU \K[0-9.]+' "$1" || echo nan; }
