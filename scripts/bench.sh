@@ -19,6 +19,8 @@
 #
 # Servers (each takes ADDR = 127.0.0.1:PORT as its only argument):
 #   raw-echo        bench/peers: plain TCP echo (the physical limit; ws-load --raw)
+#   raw-threads     bench/peers: plain TCP echo, a thread per client (the limit of that model,
+#                   which ws-std and tungstenite share; ws-load --raw)
 #   tungstenite     bench/peers: tungstenite, a thread per client (peer of ws-std)
 #   fastwebsockets  bench/peers: fastwebsockets on a tokio current_thread runtime
 #                   (peer of ws-mio)
@@ -110,13 +112,14 @@ if [ "$BUILD" = 1 ]; then
     done
 fi
 [ -x "$LOAD" ] || die "$LOAD missing (run without --no-build)"
-for p in raw-echo tungstenite-echo fastwebsockets-echo; do
+for p in raw-echo raw-echo-threads tungstenite-echo fastwebsockets-echo; do
     [ -x "$PEERS/$p" ] || die "$PEERS/$p missing (run without --no-build)"
 done
 
 server_cmd() { # LABEL KIND -> path of the binary, or nothing
     case "$1" in
         raw-echo) echo "$PEERS/raw-echo" ;;
+        raw-threads) echo "$PEERS/raw-echo-threads" ;;
         tungstenite) echo "$PEERS/tungstenite-echo" ;;
         fastwebsockets) echo "$PEERS/fastwebsockets-echo" ;;
         ws-mio|ws-std) [ -x "$BIN/$1-$2" ] && echo "$BIN/$1-$2" ;;
@@ -161,7 +164,7 @@ case_run() {
         return 0
     fi
     local extra=()
-    [ "$server" = raw-echo ] && extra=(--raw)
+    case "$server" in raw-echo | raw-threads) extra=(--raw) ;; esac
     next_port
     local log=$WORK/${scen}_$server.log
     nice -n "$NICE" taskset -c 0 "$cmd" "127.0.0.1:$PORT" >"$log.server" 2>&1 &
@@ -186,7 +189,7 @@ case_run() {
     cleanup
 }
 
-ALL_ECHO=(raw-echo tungstenite fastwebsockets ws-mio ws-std)
+ALL_ECHO=(raw-echo raw-threads tungstenite fastwebsockets ws-mio ws-std)
 WS_ECHO=(tungstenite fastwebsockets ws-mio ws-std)
 OURS=(ws-mio ws-std)
 
@@ -247,6 +250,7 @@ function mib(v) { return (v == "null" || v == "") ? "–" : sprintf("%+.1f MiB",
     if ($3 ~ /^\{/) {
         cpu[n] = field($3, "server_cpu_us_per_msg")
         if ($2 == "raw-echo" && cpu[n] != "null") raw[$1] = cpu[n]
+        if ($2 == "raw-threads" && cpu[n] != "null") rawt[$1] = cpu[n]
         if (($2 == "tungstenite" || $2 == "fastwebsockets") && cpu[n] != "null" && cpu[n] > 0 &&
             (!($1 in best) || cpu[n] + 0 < best[$1] + 0)) { best[$1] = cpu[n]; bestname[$1] = $2 }
         if ($1 ~ /^idle/) {
@@ -276,6 +280,8 @@ END {
         xr = (c != "null" && (scen[i] in raw) && raw[scen[i]] > 0) ? sprintf("%.2f", c / raw[scen[i]]) : "–"
         xb = (c != "null" && (scen[i] in best) && best[scen[i]] > 0) ? sprintf("%.2f (%s)", c / best[scen[i]], bestname[scen[i]]) : "–"
         if (scen[i] ~ /^(broadcast|pubsub|slow)/) note = "deliveries; sent/s " num(field(x, "sent_per_s"), 0)
+        if ((srv[i] == "ws-std" || srv[i] == "tungstenite") && c != "null" && (scen[i] in rawt) && rawt[scen[i]] > 0)
+            note = sprintf("×raw-threads %.2f", c / rawt[scen[i]])
         if (scen[i] ~ /^slow/) note = note "; server RSS " mib(field(x, "server_rss_growth")) " in window"
         lc = field(x, "load_cpu_pct")
         if (lc != "null" && lc + 0 > 90) note = note (note == "" ? "" : "; ") "load generator at " num(lc, 0) "% (tool-bound)"
@@ -292,6 +298,8 @@ echo
 echo "server CPU µs/msg = (utime+stime of the server over the window) / messages received by the load"
 echo "generator (echoes, or deliveries for broadcast/pubsub). ×raw: against raw-echo (plain TCP echo of"
 echo "the same bytes) in the same scenario; ×best peer: against the lower of tungstenite and fastwebsockets."
+echo "×raw-threads (notes of the thread-per-client servers): against raw-threads, the same echo with a thread"
+echo "per client, the limit of their model."
 echo "Deflate: neither peer implements permessage-deflate, so only our servers run it."
 echo "Load average (1 min) at start $load1, at end $(cut -d' ' -f1 /proc/loadavg); nice $NICE."
 if [ -n "$OUT" ]; then

@@ -29,7 +29,8 @@ fn main() -> io::Result<()> {
     let mut conns: Vec<Option<Conn>> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
     let mut events = Events::with_capacity(1024);
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut backing = Vec::new();
+    let buf = ws_bench_peers::mid_page(&mut backing, 256 * 1024);
     eprintln!("raw-echo listening on {addr}");
     loop {
         if let Err(e) = poll.poll(&mut events, None) {
@@ -72,7 +73,7 @@ fn main() -> io::Result<()> {
             let Some(conn) = conns.get_mut(idx).and_then(Option::as_mut) else {
                 continue;
             };
-            let mut alive = service(conn, &mut buf);
+            let mut alive = service(conn, buf);
             // Ask for write-space events only while output is pending.
             let want = !conn.pending.is_empty();
             if alive && want != conn.want_write {
