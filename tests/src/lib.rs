@@ -167,6 +167,7 @@ macro_rules! behaviour_tests {
             callback_can_close_its_own_client,
             // shutdown
             graceful_shutdown_closes_with_1001_and_waits_for_replies,
+            graceful_shutdown_while_waiting_for_a_predicted_message_closes_cleanly,
             graceful_shutdown_drops_unresponsive_client_at_timeout,
             graceful_shutdown_waits_for_replies_of_long_idle_clients,
             abrupt_shutdown_closes_every_socket_and_reports_each_client_once,

@@ -1822,6 +1822,40 @@ pub fn graceful_shutdown_closes_with_1001_and_waits_for_replies<A: Adapter>() {
     assert_not_accepting(s.addr);
 }
 
+/// A graceful shutdown that finds a client's reader waiting for the next of a run of mid-sized
+/// messages (which ws-std reads straight into a buffer of its own, without the session's lock
+/// while it waits): the message that then arrives after the server's Close, and the client's
+/// Close behind it in the same write, are taken in, and the close completes cleanly rather than
+/// at the shutdown timeout.
+pub fn graceful_shutdown_while_waiting_for_a_predicted_message_closes_cleanly<A: Adapter>() {
+    let mut s = TestServer::<A>::start(
+        ServerConfig::new().shutdown_timeout(Duration::from_secs(30)),
+        Probe::echo(),
+    );
+    let (mut c, client) = open(&s, "/");
+    let p = vec![5u8; 8192];
+    for _ in 0..3 {
+        c.send_frame(true, 0, op::BINARY, &p);
+        assert_eq!(c.read_message(), (op::BINARY, p.clone()));
+    }
+    s.handle.shutdown_gracefully();
+    c.expect_close(1001);
+    let late = [
+        c.frame(true, 0, op::BINARY, &p),
+        c.frame(true, 0, op::CLOSE, &1001u16.to_be_bytes()),
+    ]
+    .concat();
+    c.send_raw(&late);
+    c.expect_eof();
+    s.wait_stopped(EVENT_TIMEOUT);
+    let closed = s.events.left(client.id);
+    assert_eq!(
+        (closed.by, closed.code, closed.clean),
+        (ClosedBy::Local, 1001, true),
+        "{closed:?}"
+    );
+}
+
 /// After the server stopped, a new connection is refused or closed without a 101.
 fn assert_not_accepting(addr: SocketAddr) {
     if let Ok(stream) = TcpStream::connect(addr) {

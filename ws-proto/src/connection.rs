@@ -2064,5 +2064,6 @@ fn truncate_utf8(s: &mut String, max: usize) {
 mod events;
 mod message_buf;
 mod scattered;
+pub use scattered::ScatteredRead;
 #[cfg(test)]
 mod tests;

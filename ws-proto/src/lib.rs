@@ -114,7 +114,9 @@ pub mod utf8;
 
 pub use close::{CloseCode, ClosePayload};
 pub use config::{Backpressure, Config};
-pub use connection::{Accept, Closed, ClosedBy, Connection, DataKind, Event, Message, MessageRef};
+pub use connection::{
+    Accept, Closed, ClosedBy, Connection, DataKind, Event, Message, MessageRef, ScatteredRead,
+};
 pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::{ConnectionError, Error, HandshakeError, ProtocolError};
 pub use handshake::{ClientRequest, Request};

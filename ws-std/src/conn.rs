@@ -186,9 +186,11 @@ impl ClientThread {
     /// One read (blocking, unless `flags` says `DONTWAIT`), handed to the session. Data is
     /// decoded when events are polled. False when a read that must not wait found nothing.
     fn read(&mut self, small: &mut [u8; SMALL_READ], flags: RecvFlags) -> bool {
-        // Only a client that streams can be in the middle of a large frame: small messages
-        // skip the look at the session.
-        if flags.is_empty() && !self.big.is_empty() && self.read_direct() {
+        // Only a client that streams can be in the middle of a large frame, or have a message
+        // worth reading in place (larger than the small buffer) predicted: small messages skip
+        // the look at the session, a lock, before a blocking read.
+        let streaming = !self.big.is_empty();
+        if flags.is_empty() && streaming && self.read_direct() {
             self.drained = false;
             return true;
         }
@@ -197,8 +199,10 @@ impl ClientThread {
         } else {
             &mut self.big
         };
-        if !flags.is_empty() {
-            if let Some(read) = read_scattered(&self.slot, buf, &mut self.drained) {
+        if !flags.is_empty() || streaming {
+            if let Some(read) =
+                read_scattered(&self.shared, &self.slot, buf, flags, &mut self.drained)
+            {
                 return read;
             }
         }
@@ -377,22 +381,41 @@ impl ClientThread {
     }
 }
 
-/// A read that must not wait, of a message the previous one predicts, straight into a buffer of
-/// its own (see `Session::receive_scattered`): saves copying it out of the read buffer. Being
-/// non-blocking, it may run under the session lock, which the session's buffers need. `None`
-/// when the session wants an ordinary read; else whether it read anything, and `drained` says
-/// whether the socket was emptied.
-fn read_scattered(slot: &Slot, spill: &mut [u8], drained: &mut bool) -> Option<bool> {
+/// A read of a message the previous one predicts, straight into a buffer of its own (see
+/// `Session::plan_scattered`): saves copying it out of the read buffer. The read runs without
+/// the session lock, so it may block (unless `flags` says `DONTWAIT`). `None` when the session
+/// wants an ordinary read; else whether it read anything, and `drained` says whether the
+/// socket was emptied.
+fn read_scattered(
+    shared: &Shared,
+    slot: &Slot,
+    spill: &mut [u8],
+    flags: RecvFlags,
+    drained: &mut bool,
+) -> Option<bool> {
+    let mut plan = slot.lock().session.plan_scattered()?;
+    let (asked, result) = {
+        let mut slices = plan.slices(spill);
+        let asked: usize = slices.iter().map(|s| s.len()).sum();
+        let mut read = || loop {
+            match recv_vectored(&slot.stream, &mut slices, flags) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted && flags.is_empty() => continue,
+                other => break other,
+            }
+        };
+        let result = if flags.is_empty() {
+            asleep(shared, read)
+        } else {
+            read()
+        };
+        (asked, result)
+    };
     let now = Instant::now();
     let mut st = slot.lock();
-    let mut asked = 0;
-    let result = st.session.receive_scattered(now, spill, |slices| {
-        asked = slices.iter().map(|s| s.len()).sum();
-        recv_vectored(&slot.stream, slices, RecvFlags::DONTWAIT)
-    })?;
+    st.session.finish_scattered(plan, spill, &result, now);
     match result {
         // Interrupted too: the turn ends, and the blocking read that follows asks again.
-        Err(e) if not_now(&e) => return Some(false),
+        Err(e) if not_now(&e) && !flags.is_empty() => return Some(false),
         Ok(n) if n > 0 => *drained = n < asked,
         other => end_of_input(&mut st, &other, now),
     }

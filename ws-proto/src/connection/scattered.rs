@@ -54,6 +54,32 @@ impl Connection {
         spill: &mut [u8],
         read: impl FnOnce(&mut [IoSliceMut<'_>]) -> Result<usize>,
     ) -> Option<Result<usize>> {
+        let mut plan = self.plan_scattered()?;
+        let result = read(&mut plan.slices(spill));
+        self.finish_scattered(plan, spill, &result, now);
+        Some(result)
+    }
+
+    /// The first half of [`Connection::receive_scattered`], for an adapter that must not hold
+    /// the connection while it reads (a blocking read, with the connection behind a lock that
+    /// other threads take to send): the buffers to read into, when the previous message predicts
+    /// the next one's size. Read into [`ScatteredRead::slices`], then hand the result to
+    /// [`Connection::finish_scattered`], whatever it was; in between, the connection may be used
+    /// for anything but input.
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use ws_proto::{Config, Connection, Role};
+    /// # let mut conn = Connection::from_upgraded(Role::Server, Config::default(), None, [0; 32], Instant::now());
+    /// # let mut socket: &[u8] = &[];
+    /// use std::io::Read;
+    /// let mut spill = [0u8; 8192];
+    /// if let Some(mut plan) = conn.plan_scattered() {
+    ///     let result = socket.read_vectored(&mut plan.slices(&mut spill));
+    ///     conn.finish_scattered(plan, &spill, &result, Instant::now());
+    /// }
+    /// ```
+    pub fn plan_scattered(&mut self) -> Option<ScatteredRead> {
         let len = self.predicted as usize;
         if len == 0
             || !self.accepting_frames()
@@ -70,22 +96,55 @@ impl Connection {
             mask: (self.role == Role::Server).then_some([0; 4]),
             payload_len: len as u64,
         };
-        let header_len = expected.encoded_len();
-        let mut head = [0u8; MAX_HEADER_LEN];
-        let mut payload = reuse::take_initialised(len);
-        let spill_len = spill.len();
-        let result = read(&mut [
-            IoSliceMut::new(&mut head[..header_len]),
-            IoSliceMut::new(&mut payload[..len]),
-            IoSliceMut::new(spill),
-        ]);
+        Some(ScatteredRead {
+            head: [0; MAX_HEADER_LEN],
+            header_len: expected.encoded_len(),
+            payload: reuse::take_initialised(len),
+            len,
+        })
+    }
+
+    /// The second half of [`Connection::receive_scattered`]: takes in what the read of `plan`
+    /// brought, `result` being what it returned and `spill` its last slice. Errors and `Ok(0)`
+    /// take nothing in ([`Connection::receive_eof`] is still the caller's to call).
+    pub fn finish_scattered(
+        &mut self,
+        plan: ScatteredRead,
+        spill: &[u8],
+        result: &Result<usize>,
+        now: Instant,
+    ) {
+        let ScatteredRead {
+            head,
+            header_len,
+            mut payload,
+            len,
+        } = plan;
         let n = match result {
-            Ok(n) if n > 0 => n.min(header_len + len + spill_len),
-            other => {
+            Ok(n) if *n > 0 => (*n).min(header_len + len + spill.len()),
+            _ => {
                 reuse::give_message(payload);
-                return Some(other);
+                return;
             }
         };
+        let got_head = n.min(header_len);
+        let got_payload = (n - got_head).min(len);
+        let rest = &spill[..n - got_head - got_payload];
+        if !self.accepting_frames()
+            || !matches!(self.rx, Rx::Header)
+            || self.incoming.is_some()
+            || !self.input_drained()
+        {
+            // The connection changed while the read ran without it (closed, say): the bytes go
+            // the general way, which knows what to do with input in any state.
+            let mut bytes = Vec::with_capacity(n);
+            bytes.extend_from_slice(&head[..got_head]);
+            bytes.extend_from_slice(&payload[..got_payload]);
+            bytes.extend_from_slice(rest);
+            reuse::give_message(payload);
+            self.receive(&bytes, now);
+            return;
+        }
         self.now = now;
         self.heard_from_peer();
         let header = match FrameHeader::decode(&head[..header_len]) {
@@ -94,10 +153,9 @@ impl Connection {
         };
         let kind = header.and_then(|h| self.whole_message_kind(&h, len));
         match (header, kind) {
-            (Some(h), Some(kind)) if n >= header_len + len => {
+            (Some(h), Some(kind)) if got_payload == len => {
                 payload.truncate(len);
                 self.deliver_whole_message(&h, kind, payload);
-                let rest = &spill[..n - header_len - len];
                 if !rest.is_empty() && self.accepting_frames() {
                     self.inbuf.extend_from_slice(rest);
                 }
@@ -106,17 +164,36 @@ impl Connection {
                 // Not the predicted frame, or not all of it: the bytes in their order, decoded
                 // as any others.
                 self.predicted = 0;
-                let got_head = n.min(header_len);
-                let got_payload = (n - got_head).min(len);
                 self.clear_input();
                 self.inbuf.extend_from_slice(&head[..got_head]);
                 self.inbuf.extend_from_slice(&payload[..got_payload]);
-                self.inbuf
-                    .extend_from_slice(&spill[..n - got_head - got_payload]);
+                self.inbuf.extend_from_slice(rest);
                 reuse::give_message(payload);
                 self.resume_input();
             }
         }
-        Some(result)
+    }
+}
+
+/// The buffers of one vectored read planned by [`Connection::plan_scattered`]: the frame header
+/// the previous message predicts, into a scratch array, and its payload, straight into a
+/// message buffer of its own.
+#[derive(Debug)]
+pub struct ScatteredRead {
+    head: [u8; MAX_HEADER_LEN],
+    header_len: usize,
+    payload: Vec<u8>,
+    len: usize,
+}
+
+impl ScatteredRead {
+    /// The slices to read into, in order: the header's, the payload's, then `spill`, for what
+    /// follows the frame.
+    pub fn slices<'a>(&'a mut self, spill: &'a mut [u8]) -> [IoSliceMut<'a>; 3] {
+        [
+            IoSliceMut::new(&mut self.head[..self.header_len]),
+            IoSliceMut::new(&mut self.payload[..self.len]),
+            IoSliceMut::new(spill),
+        ]
     }
 }

@@ -1788,3 +1788,83 @@ fn invalid_utf8_lent_in_place_fails_with_1007_and_nothing_after_it_is_decoded() 
     assert_eq!(out[0].0, OpCode::Close);
     assert_eq!(&out[0].2[..2], &[0x03, 0xef]);
 }
+
+/// A server that has taken one 16 KiB binary message, so that it predicts another.
+fn predicting_server() -> Connection {
+    let mut s = server();
+    s.receive(&cframe(2, true, &[7; 16384]), t0());
+    assert_eq!(events(&mut s).len(), 1);
+    s
+}
+
+/// Reads `src` into a planned read's slices, as a socket would.
+fn fill(plan: &mut ScatteredRead, spill: &mut [u8], src: &[u8]) -> usize {
+    let mut n = 0;
+    for slice in plan.slices(spill).iter_mut() {
+        let k = slice.len().min(src.len() - n);
+        slice[..k].copy_from_slice(&src[n..n + k]);
+        n += k;
+    }
+    n
+}
+
+#[test]
+fn a_planned_read_takes_the_predicted_message() {
+    let mut s = predicting_server();
+    let mut spill = [0u8; 64];
+    let mut plan = s.plan_scattered().expect("predicted");
+    // The message, then the start of the next frame.
+    let input = [cframe(2, true, &[9; 16384]), vec![0x82, 0x80]].concat();
+    let n = fill(&mut plan, &mut spill, &input);
+    assert_eq!(n, input.len());
+    s.finish_scattered(plan, &spill, &Ok(n), t0());
+    assert_eq!(
+        events(&mut s),
+        [Event::Message(Message::Binary(vec![9; 16384]))]
+    );
+    // The two bytes after it wait for the rest of their frame.
+    s.receive(&[0, 0, 0, 0], t0());
+    assert_eq!(events(&mut s), [Event::Message(Message::Binary(vec![]))]);
+}
+
+#[test]
+fn a_planned_read_that_brought_nothing_changes_nothing() {
+    for result in [
+        Ok(0),
+        Err(std::io::ErrorKind::WouldBlock.into()),
+        Err(std::io::ErrorKind::ConnectionReset.into()),
+    ] {
+        let mut s = predicting_server();
+        let plan = s.plan_scattered().expect("predicted");
+        s.finish_scattered(plan, &[], &result, t0());
+        assert!(events(&mut s).is_empty());
+        assert!(!s.is_closed(), "the caller, not the read, ends the input");
+        assert!(s.plan_scattered().is_some(), "still predicted");
+    }
+}
+
+/// The connection may change while a planned read runs without it (a blocking read, the
+/// connection behind a lock another thread took to close it): what the read brought must then
+/// be taken in exactly as `receive` would take it in that state.
+#[test]
+fn a_connection_changed_during_a_planned_read_takes_the_bytes_as_receive_would() {
+    let input = [cframe(2, true, &[9; 16384]), cframe(9, true, b"p")].concat();
+    let changes: [fn(&mut Connection); 2] = [
+        |c| c.close(CloseCode::NORMAL, "bye").unwrap(),
+        |c| c.abort(),
+    ];
+    for change in changes {
+        let mut reference = predicting_server();
+        change(&mut reference);
+        reference.receive(&input, t0());
+        let mut s = predicting_server();
+        let mut spill = [0u8; 64];
+        let mut plan = s.plan_scattered().expect("predicted");
+        let n = fill(&mut plan, &mut spill, &input);
+        change(&mut s);
+        s.finish_scattered(plan, &spill, &Ok(n), t0());
+        assert_eq!(events(&mut s), events(&mut reference));
+        assert_eq!(drain_output(&mut s), drain_output(&mut reference));
+        assert_eq!(s.is_closed(), reference.is_closed());
+    }
+}

@@ -10,7 +10,7 @@ use super::api::Decision;
 use super::hub::ServerCore;
 use super::{Client, ClientId, ServerError};
 use crate::config::Config;
-use crate::connection::{Closed, Connection, Event, Message, MessageRef};
+use crate::connection::{Closed, Connection, Event, Message, MessageRef, ScatteredRead};
 use crate::error::Error;
 use crate::output::SharedFrame;
 
@@ -202,6 +202,27 @@ impl Session {
             return None;
         }
         self.conn.receive_scattered(now, spill, read)
+    }
+
+    /// The buffers of a mid-sized message's read, for a read made without the session at hand:
+    /// see [`Connection::plan_scattered`]. Never on a TLS session.
+    pub fn plan_scattered(&mut self) -> Option<ScatteredRead> {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return None;
+        }
+        self.conn.plan_scattered()
+    }
+
+    /// Takes in what the read of `plan` brought: see [`Connection::finish_scattered`].
+    pub fn finish_scattered(
+        &mut self,
+        plan: ScatteredRead,
+        spill: &[u8],
+        result: &std::io::Result<usize>,
+        now: Instant,
+    ) {
+        self.conn.finish_scattered(plan, spill, result, now);
     }
 
     /// The transport reached end of stream or failed.
