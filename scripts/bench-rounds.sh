@@ -5,12 +5,13 @@
 #
 #   ROUNDS     rounds (each round runs every server once, in turn), e.g. 5
 #   SCENARIO   64B-k1 | 64B-k16 | 16KiB | 16MiB (the echo scenarios of bench.sh)
-#   SERVER     raw-echo tungstenite fastwebsockets ws-mio ws-std (default: all), or NAME=PATH for
+#   SERVER     raw-echo raw-threads tungstenite fastwebsockets ws-mio ws-std (default: all), or NAME=PATH for
 #              another echo binary taking HOST:PORT (an older build, to measure a change)
 #
 # Prints, per server, the median server CPU time per message (µs) over the rounds, every
 # round's figure, and the median's ratio to raw-echo and to the best peer when they ran. Then
-# the ratios to raw-echo (and ws-std's to tungstenite) round by round, with their median and an
+# the ratios to raw-echo (and ws-std's to tungstenite, the thread-per-client servers' to
+# raw-threads) round by round, with their median and an
 # interval for it from order statistics (with 7 rounds it spans all of them, with 11 all but the
 # extremes). Then the medians of each server's user-space and kernel parts (tick-sampled by the
 # kernel: a fair estimate over seconds, not exact). A server making the same system calls as a
@@ -28,7 +29,7 @@ ROUNDS=${1:?usage: scripts/bench-rounds.sh ROUNDS SCENARIO [SERVER...]}
 SCENARIO=${2:?usage: scripts/bench-rounds.sh ROUNDS SCENARIO [SERVER...]}
 shift 2
 SERVERS=("$@")
-[ ${#SERVERS[@]} -gt 0 ] || SERVERS=(raw-echo tungstenite fastwebsockets ws-mio ws-std)
+[ ${#SERVERS[@]} -gt 0 ] || SERVERS=(raw-echo raw-threads tungstenite fastwebsockets ws-mio ws-std)
 
 scenario_args "$SCENARIO" || exit 2
 
@@ -38,6 +39,7 @@ binary() {
     case "$1" in
         *=*) echo "${1#*=}" ;;
         raw-echo) echo "$PEERS/raw-echo" ;;
+        raw-threads) echo "$PEERS/raw-echo-threads" ;;
         tungstenite) echo "$PEERS/tungstenite-echo" ;;
         fastwebsockets) echo "$PEERS/fastwebsockets-echo" ;;
         ws-mio|ws-std) echo "target/bench-bin/$1-echo" ;;
@@ -65,7 +67,7 @@ for _ in $(seq "$ROUNDS"); do
             sleep 0.05
         done
         raw=()
-        [ "$s" = raw-echo ] && raw=(--raw)
+        case "$s" in raw-echo | raw-threads) raw=(--raw) ;; esac
         out=$(taskset -c 1 "$LOAD" --url "ws://127.0.0.1:$PORT/" "${raw[@]}" "${ARGS[@]}" \
             --server-pid "$SERVER_PID" 2>&1 || true)
         fig=$(echo "$out" | grep -oP 'server CPU \K[0-9.]+' || echo nan)
@@ -109,6 +111,9 @@ paired() { # NAME OTHER: NAME's figure over OTHER's, per round, then their media
 for s in "${SERVERS[@]}"; do
     [ "$s" != raw-echo ] && [ -n "${MED[raw-echo]:-}" ] && paired "$s" raw-echo
     [ "$s" = ws-std ] && [ -n "${MED[tungstenite]:-}" ] && paired "$s" tungstenite
+    if [ "$s" = ws-std ] || [ "$s" = tungstenite ]; then
+        [ -n "${MED[raw-threads]:-}" ] && paired "$s" raw-threads
+    fi
 done
 echo "user space / kernel, µs/msg (medians); kernel share = kernel / total: the best ratio to that"
 echo "server that another can reach with the same system calls, spending no user time at all"

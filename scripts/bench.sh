@@ -15,7 +15,7 @@
 # Every case starts a fresh server pinned to core 0 (`taskset -c 0`), waits
 # until its port listens, runs target/release/ws-load pinned to core 1 with
 # --server-pid (server CPU time and RSS from /proc), then stops the server.
-# Loopback only. The full run takes about 4 minutes on a 2-core machine.
+# Loopback only. The full run takes 4 to 8 minutes on a 2-core machine.
 #
 # Servers (each takes ADDR = 127.0.0.1:PORT as its only argument):
 #   raw-echo        bench/peers: plain TCP echo (the physical limit; ws-load --raw)

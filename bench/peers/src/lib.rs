@@ -32,8 +32,15 @@ pub fn addr_from_args(name: &str) -> SocketAddr {
 /// buffer at a page's start (glibc puts large ones 16 bytes in) can hit that on every message:
 /// a raw echo read into one at offset 16 spent 1.38 times the CPU of one at offset 2048 with a
 /// single client sending 16 KiB messages. Mid-page, the physical limit is not handicapped.
+///
+/// `RAW_ECHO_PAGE_OFFSET` (0 to 4095) places the buffer elsewhere, to measure that.
 pub fn mid_page(backing: &mut Vec<u8>, len: usize) -> &mut [u8] {
+    let offset = std::env::var("RAW_ECHO_PAGE_OFFSET")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(2048)
+        % 4096;
     *backing = vec![0u8; len + 4096];
-    let start = (2048 + 4096 - backing.as_ptr() as usize % 4096) % 4096;
+    let start = (offset + 4096 - backing.as_ptr() as usize % 4096) % 4096;
     &mut backing[start..start + len]
 }
