@@ -755,6 +755,7 @@ pub fn run_stream(role: Role, data: &[u8]) {
         budget: conn.buffered_amount() + 256,
         eof: false,
         reads: 0,
+        abort_in_read: false,
     };
     d.drain_events(&mut conn);
 
@@ -789,11 +790,10 @@ pub fn run_stream(role: Role, data: &[u8]) {
                 } else if x == 0 {
                     d.eof(&mut conn, now);
                 } else if x == 1 {
-                    conn.abort();
-                    d.eof = true;
-                    assert_eq!(conn.buffered_amount(), 0, "output left after abort()");
-                    d.drain_events(&mut conn);
-                    assert!(d.ev.closed, "no Closed after abort()");
+                    d.abort(&mut conn);
+                } else if x == 2 {
+                    // The next read that `plan_scattered` plans is aborted while it runs.
+                    d.abort_in_read = true;
                 } else {
                     d.write(&mut conn, usize::MAX);
                 }
@@ -828,6 +828,9 @@ struct Driver {
     eof: bool,
     /// Reads so far (see `receive`).
     reads: u32,
+    /// The next planned read is aborted while it runs, as another of ws-std's threads may end a
+    /// connection whose reader waits in its read (see `receive`).
+    abort_in_read: bool,
 }
 
 impl Driver {
@@ -881,15 +884,30 @@ impl Driver {
         // As ws-mio reads: a vectored read straight into a message when the connection
         // predicts one (the spill is small, so that the rest often goes the ordinary way).
         let mut spill = [0u8; 64];
-        let taken = conn.receive_scattered(now, &mut spill, |slices| {
+        let fill = |slices: &mut [std::io::IoSliceMut<'_>]| {
             let mut n = 0;
             for slice in slices.iter_mut() {
                 let k = slice.len().min(data.len() - n);
                 slice[..k].copy_from_slice(&data[n..n + k]);
                 n += k;
             }
-            Ok(n)
-        });
+            n
+        };
+        if self.abort_in_read {
+            // As ws-std reads while another thread ends the connection: the read planned, the
+            // connection aborted, then what the read brought taken in. Nothing of it may come
+            // out as an event after the Closed.
+            if let Some(mut plan) = conn.plan_scattered() {
+                self.abort_in_read = false;
+                let n = fill(&mut plan.slices(&mut spill));
+                self.abort(conn);
+                conn.finish_scattered(plan, &spill, &Ok(n), now);
+                self.drain_events(conn);
+                assert!(!conn.wants_write(), "output after abort()");
+                return;
+            }
+        }
+        let taken = conn.receive_scattered(now, &mut spill, |slices| Ok(fill(slices)));
         let taken = taken.map_or(0, |r| r.expect("the read cannot fail"));
         let mut rest = data[taken..].to_vec();
         let mut pos = 0;
@@ -908,6 +926,14 @@ impl Driver {
             conn.receive(&rest[pos..], now);
         }
         self.drain_events(conn);
+    }
+
+    fn abort(&mut self, conn: &mut Connection) {
+        conn.abort();
+        self.eof = true;
+        assert_eq!(conn.buffered_amount(), 0, "output left after abort()");
+        self.drain_events(conn);
+        assert!(self.ev.closed, "no Closed after abort()");
     }
 
     fn timers(&mut self, conn: &mut Connection, now: Instant) {
