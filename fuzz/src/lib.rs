@@ -914,7 +914,7 @@ impl Driver {
         // As the adapters read: whole small messages taken where they lie, then the rest. Every
         // other read only, so that the decoder's own whole-message path is fuzzed as well.
         self.reads += 1;
-        if self.reads % 2 == 0 {
+        if self.reads.is_multiple_of(2) {
             while let Some((message, used)) = conn.receive_in_place(&mut rest[pos..], now) {
                 let event = Event::Message(message.to_message());
                 assert!(used > 0 && used <= rest.len() - pos, "took {used} bytes");
