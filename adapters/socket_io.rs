@@ -1,6 +1,7 @@
 //! The system calls both servers make per message: a session's socket read and written with
-//! `recv`, `readv` or `recvmsg`, `send` and `sendmsg` through rustix's safe API. Included by ws-mio and
-//! ws-std (`#[path = "../../adapters/socket_io.rs"] mod socket_io;`), since ws-proto has no I/O.
+//! `recv`, `readv` or `recvmsg`, `send` and `sendmsg` through rustix's safe API. Included by
+//! ws-mio and ws-std (`#[path = "../../adapters/socket_io.rs"] mod socket_io;`), since ws-proto
+//! has no I/O.
 //!
 //! Not std's `read` and `write` (nor `readv` and `writev`, which is what `read_vectored` and
 //! `write_vectored` are): on a socket those pass through the file layer first (the file

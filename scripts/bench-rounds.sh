@@ -66,8 +66,7 @@ for _ in $(seq "$ROUNDS"); do
             ss -Hltn "sport = :$PORT" | grep -q . && break
             sleep 0.05
         done
-        raw=()
-        case "$s" in raw-echo | raw-threads) raw=(--raw) ;; esac
+        read -ra raw <<<"$(raw_flag "$(binary "$s")")"
         out=$(taskset -c 1 "$LOAD" --url "ws://127.0.0.1:$PORT/" "${raw[@]}" "${ARGS[@]}" \
             --server-pid "$SERVER_PID" 2>&1 || true)
         fig=$(echo "$out" | grep -oP 'server CPU \K[0-9.]+' || echo nan)

@@ -81,12 +81,7 @@ impl Connection {
     /// ```
     pub fn plan_scattered(&mut self) -> Option<ScatteredRead> {
         let len = self.predicted as usize;
-        if len == 0
-            || !self.accepting_frames()
-            || !matches!(self.rx, Rx::Header)
-            || self.incoming.is_some()
-            || !self.input_drained()
-        {
+        if len == 0 || !self.between_frames() {
             return None;
         }
         let expected = FrameHeader {
@@ -130,11 +125,7 @@ impl Connection {
         let got_head = n.min(header_len);
         let got_payload = (n - got_head).min(len);
         let rest = &spill[..n - got_head - got_payload];
-        if !self.accepting_frames()
-            || !matches!(self.rx, Rx::Header)
-            || self.incoming.is_some()
-            || !self.input_drained()
-        {
+        if !self.between_frames() {
             // The connection changed while the read ran without it (closed, say): the bytes go
             // the general way, which knows what to do with input in any state.
             let mut bytes = Vec::with_capacity(n);
@@ -172,6 +163,17 @@ impl Connection {
                 self.resume_input();
             }
         }
+    }
+}
+
+impl Connection {
+    /// Whether the input stands between two messages, all of it decoded and taken, and frames
+    /// are still accepted: where a planned read may begin, and must still be when it ends.
+    fn between_frames(&self) -> bool {
+        self.accepting_frames()
+            && matches!(self.rx, Rx::Header)
+            && self.incoming.is_none()
+            && self.input_drained()
     }
 }
 
