@@ -1,5 +1,5 @@
-//! The system calls both servers make per message: a session's socket read and written with
-//! `recv`, `readv` or `recvmsg`, `send` and `sendmsg` through rustix's safe API. Included by
+//! The system calls both servers make per message: a session's socket read with `recv` and
+//! written with `send` or `sendmsg`, through rustix's safe API. Included by
 //! ws-mio and ws-std (`#[path = "../../adapters/socket_io.rs"] mod socket_io;`), since ws-proto
 //! has no I/O.
 //!
@@ -7,13 +7,15 @@
 //! `write_vectored` are): on a socket those pass through the file layer first (the file
 //! position lock, permission and notification hooks), and glibc wraps each in a
 //! thread-cancellation point. The socket calls skip both: on a 16 KiB echo, ws-mio spent 1.5%
-//! less CPU per message with them (scripts/bench-ab.sh, side by side). The one exception is a
-//! vectored read without flags, cheaper as rustix's bare `readv` (see [`recv_vectored`]).
+//! less CPU per message with them (scripts/bench-ab.sh, side by side). Reads are never
+//! vectored: a `readv` of a few slices cost a plain echo 2% more CPU per message than `recv`
+//! into one buffer (16 KiB, side by side), so a predicted message is read whole into its own
+//! buffer, header first (`Connection::receive_predicted`).
 
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io::{self, IoSlice};
 use std::os::fd::AsFd;
 
-use rustix::net::{RecvAncillaryBuffer, RecvFlags, SendAncillaryBuffer, SendFlags};
+use rustix::net::{RecvFlags, SendAncillaryBuffer, SendFlags};
 use ws_proto::server::Session;
 
 /// Flags of every write: never block (in ws-std the writer may be any thread, holding the
@@ -28,25 +30,6 @@ pub(crate) const SEND_FLAGS: SendFlags = SendFlags::DONTWAIT;
 pub(crate) fn recv(stream: &impl AsFd, buf: &mut [u8], flags: RecvFlags) -> io::Result<usize> {
     rustix::net::recv(stream, buf, flags)
         .map(|(n, _)| n)
-        .map_err(io::Error::from)
-}
-
-/// One read into `slices`, in order. Without flags, `readv` (a bare system call here, not
-/// glibc's wrapper): it skips what `recvmsg` adds for a stream socket, copying the message header
-/// in and the (empty) peer address and flags back out, which cost more than `readv`'s pass
-/// through the file layer: ws-mio's 16 KiB echo, whose reads are these, spent 0.5% less CPU
-/// per message (99% interval 0.15–1.5%, `bench-ab.sh 8 16KiB`, side by side).
-pub(crate) fn recv_vectored(
-    stream: &impl AsFd,
-    slices: &mut [IoSliceMut<'_>],
-    flags: RecvFlags,
-) -> io::Result<usize> {
-    if flags.is_empty() {
-        return rustix::io::readv(stream, slices).map_err(io::Error::from);
-    }
-    let mut control = RecvAncillaryBuffer::default();
-    rustix::net::recvmsg(stream, slices, &mut control, flags)
-        .map(|m| m.bytes)
         .map_err(io::Error::from)
 }
 

@@ -207,7 +207,7 @@ def gen_server_stream():
     out("server_stream", "up_eof", stream_seed(0x01, frame(1, b"a"), sched=bytes([0x07, 0xE0])))
     # A message that predicts the next, then a read planned for it and aborted while it runs.
     three = frame(2, b"a" * 10) + frame(2, b"b" * 10) + frame(2, b"c" * 10)
-    out("server_stream", "up_scattered_abort", stream_seed(0x01, three, sched=bytes([0x0F, 0xE2, 0x0F])))
+    out("server_stream", "up_predicted_abort", stream_seed(0x01, three, sched=bytes([0x0F, 0xE2, 0x0F])))
 
 
 RESPONSE_101 = ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

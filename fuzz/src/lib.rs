@@ -792,7 +792,7 @@ pub fn run_stream(role: Role, data: &[u8]) {
                 } else if x == 1 {
                     d.abort(&mut conn);
                 } else if x == 2 {
-                    // The next read that `plan_scattered` plans is aborted while it runs.
+                    // The next read that `plan_predicted` plans is aborted while it runs.
                     d.abort_in_read = true;
                 } else {
                     d.write(&mut conn, usize::MAX);
@@ -881,33 +881,28 @@ impl Driver {
         // Auto pongs and close echoes: at most 3x what came in (a client masks its replies);
         // or a close frame with a reason (at most 6 + 125 bytes) when it fails the connection.
         self.budget += 3 * data.len() + 16 + 131;
-        // As ws-mio reads: a vectored read straight into a message when the connection
-        // predicts one (the spill is small, so that the rest often goes the ordinary way).
-        let mut spill = [0u8; 64];
-        let fill = |slices: &mut [std::io::IoSliceMut<'_>]| {
-            let mut n = 0;
-            for slice in slices.iter_mut() {
-                let k = slice.len().min(data.len() - n);
-                slice[..k].copy_from_slice(&data[n..n + k]);
-                n += k;
-            }
+        // As ws-mio reads: one read straight into a message's buffer when the connection
+        // predicts one.
+        let fill = |buf: &mut [u8]| {
+            let n = buf.len().min(data.len());
+            buf[..n].copy_from_slice(&data[..n]);
             n
         };
         if self.abort_in_read {
             // As ws-std reads while another thread ends the connection: the read planned, the
             // connection aborted, then what the read brought taken in. Nothing of it may come
             // out as an event after the Closed.
-            if let Some(mut plan) = conn.plan_scattered() {
+            if let Some(mut plan) = conn.plan_predicted() {
                 self.abort_in_read = false;
-                let n = fill(&mut plan.slices(&mut spill));
+                let n = fill(plan.buffer());
                 self.abort(conn);
-                conn.finish_scattered(plan, &spill, &Ok(n), now);
+                conn.finish_predicted(plan, &Ok(n), now);
                 self.drain_events(conn);
                 assert!(!conn.wants_write(), "output after abort()");
                 return;
             }
         }
-        let taken = conn.receive_scattered(now, &mut spill, |slices| Ok(fill(slices)));
+        let taken = conn.receive_predicted(now, |buf| Ok(fill(buf)));
         let taken = taken.map_or(0, |r| r.expect("the read cannot fail"));
         let mut rest = data[taken..].to_vec();
         let mut pos = 0;

@@ -15,7 +15,7 @@ use ws_proto::server::{
     SessionStore, Shutdown, Slab, Timers,
 };
 
-use crate::socket_io::{self, recv, recv_vectored};
+use crate::socket_io::{self, recv};
 use crate::Shared;
 
 pub(crate) const WAKER: Token = Token(usize::MAX - 1);
@@ -369,11 +369,10 @@ impl EventLoop {
                 recv(stream, space, RecvFlags::empty())
             });
             let direct = direct.or_else(|| {
-                conn.session
-                    .receive_scattered(now, &mut self.read_buf, |slices| {
-                        asked = slices.iter().map(|s| s.len()).sum();
-                        recv_vectored(stream, slices, RecvFlags::empty())
-                    })
+                conn.session.receive_predicted(now, |buf| {
+                    asked = buf.len();
+                    recv(stream, buf, RecvFlags::empty())
+                })
             });
             let (result, direct) = match direct {
                 Some(r) => (r, true),

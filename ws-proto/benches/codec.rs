@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use ws_proto::mask::{apply_mask, apply_mask_naive, apply_mask_portable};
+use ws_proto::mask::{apply_mask, apply_mask_naive, apply_mask_portable, unmask_to_front};
 use ws_proto::utf8::Utf8Validator;
 use ws_proto::{Config, Connection, Event, Role, SharedFrame};
 
@@ -47,6 +47,12 @@ fn masking(c: &mut Criterion) {
                 dst.copy_from_slice(black_box(src));
                 apply_mask(dst, KEY, 0)
             })
+        });
+        // A frame read whole, header first: unmasked and moved to the front in one pass.
+        let mut framed_store = vec![0u8; size + 8 + 4096];
+        let framed = page_aligned(&mut framed_store, size + 8);
+        g.bench_function(format!("unmask_to_front/{size}"), |b| {
+            b.iter(|| unmask_to_front(black_box(&mut *framed), 8, Some(KEY)))
         });
         g.bench_function(format!("unmask_naive/{size}"), |b| {
             b.iter(|| apply_mask_naive(black_box(&mut *dst), KEY, 1))

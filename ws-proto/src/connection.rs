@@ -30,10 +30,11 @@ use crate::Role;
 const AHEAD_MAX: usize = 8;
 
 /// The size a whole message of `len` bytes predicts for the next (see
-/// [`Connection::receive_scattered`]): its own, if worth reading in place; otherwise none.
+/// [`Connection::receive_predicted`]): its own, if worth reading in place; otherwise none.
 fn predicted_size(len: usize) -> u16 {
+    use predicted::PREDICTED_MAX;
     match len {
-        SCATTER_MIN..=reuse::SMALL_CAPACITY => len as u16,
+        PREDICT_MIN..=PREDICTED_MAX => len as u16,
         _ => 0,
     }
 }
@@ -47,8 +48,8 @@ fn copy_payload(payload: &[u8]) -> Vec<u8> {
 
 /// Unmasks and validates the payload of the whole message `h` starts. `None` for invalid
 /// UTF-8, the buffer given back to the pool.
-fn into_message(h: &FrameHeader, kind: DataKind, mut data: Vec<u8>) -> Option<Message> {
-    if let Some(k) = h.mask {
+fn into_message(mask: Option<[u8; 4]>, kind: DataKind, mut data: Vec<u8>) -> Option<Message> {
+    if let Some(k) = mask {
         apply_mask(&mut data, k, 0);
     }
     match kind {
@@ -77,9 +78,9 @@ const DIRECT_MIN: usize = 16 << 10;
 /// still in the CPU's cache (a read of several MiB would be unmasked from memory).
 const DIRECT_MAX: u64 = 256 << 10;
 /// Smallest message whose successor is read straight into a buffer of its own
-/// ([`Connection::receive_scattered`]): below it, the copy it saves costs less than the
-/// vectored read. Fuzzing lowers it, so that inputs of fuzzer size take that path too.
-const SCATTER_MIN: usize = if cfg!(fuzzing) { 4 } else { 4 << 10 };
+/// ([`Connection::receive_predicted`]): below it, the copy it saves costs less than the
+/// planning. Fuzzing lowers it, so that inputs of fuzzer size take that path too.
+const PREDICT_MIN: usize = if cfg!(fuzzing) { 4 } else { 4 << 10 };
 
 /// Makes room for `n` more payload bytes of frame `h` (received up to `offset`) in `buf`.
 fn make_room(buf: &mut MessageBuf, h: &FrameHeader, offset: usize, n: usize) {
@@ -416,7 +417,7 @@ pub struct Connection {
     /// Numbers keepalive pings (16 bits, like `predicted`, keep the connection's size).
     ping_counter: u16,
     /// Payload length of the last message when it was a whole frame of a size worth reading in
-    /// place (see [`Connection::receive_scattered`]); 0 otherwise.
+    /// place (see [`Connection::receive_predicted`]); 0 otherwise.
     predicted: u16,
     /// How many of the queued events, at the back, are messages decoded ahead of the
     /// application (see [`Connection::decode_ahead`]).
@@ -975,7 +976,7 @@ impl Connection {
         let kind = self.whole_message_kind(&h, data.len() - n)?;
         let len = h.payload_len as usize;
         // Larger messages are better served as buffers of their own (a zero-copy echo, reads
-        // straight into the next one: see `receive_scattered`).
+        // straight into the next one: see `receive_predicted`).
         if len >= ZERO_COPY_MIN {
             return None;
         }
@@ -1307,7 +1308,7 @@ impl Connection {
             return false;
         };
         let data = copy_payload(&payload[..h.payload_len as usize]);
-        self.deliver_whole_message(h, kind, data);
+        self.deliver_whole_message(h.mask, kind, data);
         true
     }
 
@@ -1333,7 +1334,7 @@ impl Connection {
             };
             let len = h.payload_len as usize;
             let data = copy_payload(&buf[pos + n..pos + n + len]);
-            let Some(message) = into_message(&h, kind, data) else {
+            let Some(message) = into_message(h.mask, kind, data) else {
                 // Invalid UTF-8: reported when the decoder reaches it, after the messages
                 // before it.
                 break;
@@ -1368,10 +1369,10 @@ impl Connection {
     }
 
     /// Unmasks and validates the payload of a whole message, and reports it. A message of a
-    /// size worth reading in place predicts the next (see [`Self::receive_scattered`]).
-    fn deliver_whole_message(&mut self, h: &FrameHeader, kind: DataKind, data: Vec<u8>) {
+    /// size worth reading in place predicts the next (see [`Self::receive_predicted`]).
+    fn deliver_whole_message(&mut self, mask: Option<[u8; 4]>, kind: DataKind, data: Vec<u8>) {
         self.predicted = predicted_size(data.len());
-        match into_message(h, kind, data) {
+        match into_message(mask, kind, data) {
             Some(message) => self.events.push_back(Event::Message(message)),
             None => self.fail_protocol(ProtocolError::InvalidUtf8),
         }
@@ -2063,7 +2064,7 @@ fn truncate_utf8(s: &mut String, max: usize) {
 
 mod events;
 mod message_buf;
-mod scattered;
-pub use scattered::ScatteredRead;
+mod predicted;
+pub use predicted::PredictedRead;
 #[cfg(test)]
 mod tests;

@@ -115,7 +115,7 @@ pub mod utf8;
 pub use close::{CloseCode, ClosePayload};
 pub use config::{Backpressure, Config};
 pub use connection::{
-    Accept, Closed, ClosedBy, Connection, DataKind, Event, Message, MessageRef, ScatteredRead,
+    Accept, Closed, ClosedBy, Connection, DataKind, Event, Message, MessageRef, PredictedRead,
 };
 pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::{ConnectionError, Error, HandshakeError, ProtocolError};

@@ -21,6 +21,42 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     mask(buf, key, offset, true);
 }
 
+/// Unmasks the payload that starts at `buf[from]` and moves it to the front of `buf`, in one
+/// pass: afterwards `buf[i]` is `buf[from + i]` XOR the key, for every `i` below
+/// `buf.len() - from` (what lies past that is left as it was). `key` `None` only moves it.
+///
+/// A frame read whole into one buffer, header first, becomes its message this way at the cost
+/// of the unmask alone: the move rides on the loads and stores the unmask makes anyway.
+///
+/// ```
+/// let mut data = *b"..Hello";
+/// ws_proto::mask::unmask_to_front(&mut data, 2, Some([0x37, 0xfa, 0x21, 0x3d]));
+/// ws_proto::mask::apply_mask(&mut data[..5], [0x37, 0xfa, 0x21, 0x3d], 0);
+/// assert_eq!(&data[..5], b"Hello");
+/// ```
+pub fn unmask_to_front(buf: &mut [u8], from: usize, key: Option<[u8; 4]>) {
+    assert!(from <= buf.len(), "the payload starts inside the buffer");
+    let Some(key) = key else {
+        buf.copy_within(from.., 0);
+        return;
+    };
+    if from == 0 {
+        mask(buf, key, 0, true);
+        return;
+    }
+    let len = buf.len() - from;
+    if len < 128 {
+        for i in 0..len {
+            buf[i] = buf[from + i] ^ key[i & 3];
+        }
+        return;
+    }
+    let word = u64::from_ne_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    ]);
+    xor_words(buf, from, word, true);
+}
+
 /// [`apply_mask`] in safe code only: the loop as built for the target (SSE2 on x86-64), never
 /// the AVX2 one. What CPUs without AVX2 run; public for the benchmarks.
 ///
@@ -65,42 +101,88 @@ fn mask(buf: &mut [u8], key: [u8; 4], offset: usize, avx2: bool) {
     let word = u64::from_ne_bytes([
         key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
     ]);
+    xor_words(buf, 0, word, avx2);
+}
+
+/// [`words`], with the AVX2 loop where the CPU has it if `avx2`.
+#[inline(always)]
+fn xor_words(buf: &mut [u8], from: usize, word: u64, avx2: bool) {
     #[cfg(target_arch = "x86_64")]
     if avx2 && std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: `words_avx2` requires only that the CPU support AVX2, which it was just seen
         // to (the detection is cached: one load and a test).
         #[allow(unsafe_code)]
         unsafe {
-            words_avx2(buf, word)
+            words_avx2(buf, from, word)
         };
         return;
     }
     let _ = avx2;
-    words(buf, word);
+    words(buf, from, word);
 }
 
 /// [`words`] compiled for AVX2: 32-byte vectors, half the loads and stores of SSE2's. Safe code
 /// throughout; only calling it is unsafe, where the CPU might lack AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn words_avx2(buf: &mut [u8], word: u64) {
-    words(buf, word);
+fn words_avx2(buf: &mut [u8], from: usize, word: u64) {
+    words(buf, from, word);
 }
 
-/// XORs `buf`, whose key phase is 0, with `word` (the key twice), 32 bytes at a time.
+/// XORs `buf[from..]`, whose key phase is 0, with `word` (the key twice), 32 bytes at a time,
+/// and stores it from `buf[0]` on. In place when `from` is 0, the common case, which has a loop
+/// of its own: with the load and the store at one address there is nothing to keep apart.
 #[inline(always)]
-fn words(buf: &mut [u8], word: u64) {
-    let mut chunks = buf.chunks_exact_mut(32);
-    for chunk in &mut chunks {
-        for lane in chunk.chunks_exact_mut(8) {
-            let v = u64::from_ne_bytes(lane.try_into().expect("8-byte lane")) ^ word;
-            lane.copy_from_slice(&v.to_ne_bytes());
-        }
-    }
-    // The tail is shorter than 32 bytes and starts at a multiple of 4, so the key phase is 0.
+fn words(buf: &mut [u8], from: usize, word: u64) {
     let key = word.to_ne_bytes();
-    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
-        *b ^= key[i & 3];
+    if from == 0 {
+        let mut chunks = buf.chunks_exact_mut(32);
+        for chunk in &mut chunks {
+            for lane in chunk.chunks_exact_mut(8) {
+                let v = u64::from_ne_bytes(lane.try_into().expect("8-byte lane")) ^ word;
+                lane.copy_from_slice(&v.to_ne_bytes());
+            }
+        }
+        // The tail is shorter than 32 bytes and starts at a multiple of 4: key phase 0.
+        for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
+            *b ^= key[i & 3];
+        }
+        return;
+    }
+    match from {
+        // The header of every masked frame of 126 to 65,535 bytes.
+        8 => words_from::<8>(buf, word),
+        _ => words_from_any(buf, from, word),
+    }
+}
+
+/// [`words`] for a payload that starts `FROM` bytes in. With the distance known, the compiler
+/// sees that each store lands on bytes already loaded and vectorises the loop as it does the
+/// one in place; with `from` a variable it guards the vector loop with a check for overlap,
+/// which a shift by a few bytes fails, and runs the loop a byte at a time.
+#[inline(always)]
+fn words_from<const FROM: usize>(buf: &mut [u8], word: u64) {
+    let len = buf.len() - FROM;
+    let whole = len - len % 8;
+    for at in (0..whole).step_by(8) {
+        let lane: [u8; 8] = buf[FROM + at..FROM + at + 8]
+            .try_into()
+            .expect("8-byte lane");
+        let v = u64::from_ne_bytes(lane) ^ word;
+        buf[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+    }
+    let key = word.to_ne_bytes();
+    for i in whole..len {
+        buf[i] = buf[FROM + i] ^ key[i & 3];
+    }
+}
+
+/// [`words_from`] for any distance, a byte at a time: for headers of other lengths, which
+/// planned reads do not meet.
+fn words_from_any(buf: &mut [u8], from: usize, word: u64) {
+    let key = word.to_ne_bytes();
+    for i in 0..buf.len() - from {
+        buf[i] = buf[from + i] ^ key[i & 3];
     }
 }
 
@@ -132,25 +214,49 @@ mod tests {
 
         #[test]
         fn avx2_equals_default(data in proptest::collection::vec(any::<u8>(), 0..1100),
-                               key in any::<[u8; 4]>()) {
+                               key in any::<[u8; 4]>(), from in prop_oneof![Just(0usize), Just(8), 1usize..12]) {
             // Only where the CPU has AVX2; elsewhere apply_mask never takes that path.
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("avx2") {
                 let word = u64::from_ne_bytes([
                     key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
                 ]);
+                let from = from.min(data.len());
                 let mut a = data.clone();
                 let mut b = data.clone();
                 // SAFETY: the CPU supports AVX2 (checked above).
                 #[allow(unsafe_code)]
-                unsafe { words_avx2(&mut a, word) };
-                words(&mut b, word);
+                unsafe { words_avx2(&mut a, from, word) };
+                words(&mut b, from, word);
                 prop_assert_eq!(&a, &b);
+                let mut expected = data.clone();
+                expected.copy_within(from.., 0);
+                apply_mask_naive(&mut expected[..data.len() - from], key, 0);
+                prop_assert_eq!(&a, &expected);
                 apply_mask_naive(&mut b, key, 0);
                 apply_mask(&mut a, key, 0);
                 prop_assert_eq!(a, b);
             }
-            let _ = (data, key);
+            let _ = (data, key, from);
+        }
+
+        #[test]
+        fn unmask_to_front_equals_move_then_unmask(
+            data in proptest::collection::vec(any::<u8>(), 0..1100),
+            key in any::<[u8; 4]>(),
+            from in 0usize..40,
+            masked in any::<bool>(),
+        ) {
+            let from = from.min(data.len());
+            let len = data.len() - from;
+            let mut expected = data.clone();
+            expected.copy_within(from.., 0);
+            if masked {
+                apply_mask_naive(&mut expected[..len], key, 0);
+            }
+            let mut got = data;
+            unmask_to_front(&mut got, from, masked.then_some(key));
+            prop_assert_eq!(got, expected);
         }
 
         #[test]

@@ -18,7 +18,7 @@ use mio::net::TcpStream;
 use rustix::net::RecvFlags;
 use ws_proto::server::{Client, ClientId, Notice, Session};
 
-use crate::socket_io::{recv, recv_vectored};
+use crate::socket_io::recv;
 use crate::{flush, Handle, Reader, Shared, Slot, State};
 
 /// Read buffer while a client is quiet: on the stack, so an idle client holds none. Small, since
@@ -200,9 +200,7 @@ impl ClientThread {
             &mut self.big
         };
         if !flags.is_empty() || streaming {
-            if let Some(read) =
-                read_scattered(&self.shared, &self.slot, buf, flags, &mut self.drained)
-            {
+            if let Some(read) = read_predicted(&self.shared, &self.slot, flags, &mut self.drained) {
                 return read;
             }
         }
@@ -382,23 +380,22 @@ impl ClientThread {
 }
 
 /// A read of a message the previous one predicts, straight into a buffer of its own (see
-/// `Session::plan_scattered`): saves copying it out of the read buffer. The read runs without
+/// `Session::plan_predicted`): saves copying it out of the read buffer. The read runs without
 /// the session lock, so it may block (unless `flags` says `DONTWAIT`). `None` when the session
 /// wants an ordinary read; else whether it read anything, and `drained` says whether the
 /// socket was emptied.
-fn read_scattered(
+fn read_predicted(
     shared: &Shared,
     slot: &Slot,
-    spill: &mut [u8],
     flags: RecvFlags,
     drained: &mut bool,
 ) -> Option<bool> {
-    let mut plan = slot.lock().session.plan_scattered()?;
+    let mut plan = slot.lock().session.plan_predicted()?;
     let (asked, result) = {
-        let mut slices = plan.slices(spill);
-        let asked: usize = slices.iter().map(|s| s.len()).sum();
+        let buf = plan.buffer();
+        let asked = buf.len();
         let mut read = || loop {
-            match recv_vectored(&slot.stream, &mut slices, flags) {
+            match recv(&slot.stream, buf, flags) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted && flags.is_empty() => continue,
                 other => break other,
             }
@@ -412,7 +409,7 @@ fn read_scattered(
     };
     let now = Instant::now();
     let mut st = slot.lock();
-    st.session.finish_scattered(plan, spill, &result, now);
+    st.session.finish_predicted(plan, &result, now);
     match result {
         // Interrupted too: the turn ends, and the blocking read that follows asks again.
         Err(e) if not_now(&e) && !flags.is_empty() => return Some(false),

@@ -1508,42 +1508,37 @@ fn a_small_message_echoed_gives_its_buffer_to_the_next_message() {
     );
 }
 
-/// Feeds `input` as an adapter reading with [`Connection::receive_scattered`] would: a vectored
-/// read whenever it applies, a plain read otherwise, each read bringing at most the next of
-/// `limits` bytes, events drained after every read. Returns the events, the output, and how
-/// many reads were vectored.
-fn run_scattered(input: &[u8], limits: &[usize]) -> (Vec<Event>, Vec<u8>, usize) {
+/// Feeds `input` as an adapter reading with [`Connection::receive_predicted`] would: a planned
+/// read whenever it applies, a plain one of up to 40,000 bytes otherwise, each read bringing at
+/// most the next of `limits` bytes, events drained after every read. Returns the events, the
+/// output, and how many reads were planned.
+fn run_predicted(input: &[u8], limits: &[usize]) -> (Vec<Event>, Vec<u8>, usize) {
     let mut s = server();
-    let mut spill = vec![0u8; 40_000];
-    let (mut pos, mut reads, mut scattered) = (0, 0, 0);
+    let (mut pos, mut reads, mut planned) = (0, 0, 0);
     let mut evs = Vec::new();
     while pos < input.len() {
         let limit = limits.get(reads).copied().unwrap_or(usize::MAX).max(1);
         reads += 1;
         let src = &input[pos..];
-        let r = s.receive_scattered(t0(), &mut spill, |slices| {
-            let mut n = 0;
-            for slice in slices.iter_mut() {
-                let k = slice.len().min(src.len() - n).min(limit - n);
-                slice[..k].copy_from_slice(&src[n..n + k]);
-                n += k;
-            }
-            Ok(n)
+        let r = s.receive_predicted(t0(), |buf| {
+            let k = buf.len().min(src.len()).min(limit);
+            buf[..k].copy_from_slice(&src[..k]);
+            Ok(k)
         });
         match r {
             Some(r) => {
                 pos += r.unwrap();
-                scattered += 1;
+                planned += 1;
             }
             None => {
-                let n = src.len().min(limit).min(spill.len());
+                let n = src.len().min(limit).min(40_000);
                 s.receive(&src[..n], t0());
                 pos += n;
             }
         }
         evs.extend(events(&mut s));
     }
-    (evs, drain_output(&mut s), scattered)
+    (evs, drain_output(&mut s), planned)
 }
 
 /// Writes of a peer: mostly runs of messages of one mid size.
@@ -1568,20 +1563,20 @@ fn arb_same_size_writes() -> impl Strategy<Value = Vec<Vec<u8>>> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
-    fn scattered_reads_give_the_same_events_and_output(writes in arb_same_size_writes(),
+    fn planned_reads_give_the_same_events_and_output(writes in arb_same_size_writes(),
             limits in proptest::collection::vec(1usize..40_000, 0..20)) {
         let input = writes.concat();
         let whole = run_split(&input, &[]);
         // Reads of any size: mostly the prediction misses or the frame is cut.
-        let (evs, out, _) = run_scattered(&input, &limits);
+        let (evs, out, _) = run_predicted(&input, &limits);
         prop_assert_eq!(&whole, &(evs.clone(), out.clone()));
         // A read per write, as a peer with one message in flight: mostly hits.
         let per_write: Vec<usize> = writes.iter().map(Vec::len).collect();
-        let (evs, out, _) = run_scattered(&input, &per_write);
+        let (evs, out, _) = run_predicted(&input, &per_write);
         prop_assert_eq!(&whole, &(evs, out));
         // Two writes per read: a hit with the next frame behind it.
         let per_two: Vec<usize> = per_write.chunks(2).map(|c| c.iter().sum()).collect();
-        let (evs, out, _) = run_scattered(&input, &per_two);
+        let (evs, out, _) = run_predicted(&input, &per_two);
         prop_assert_eq!(&whole, &(evs, out));
     }
 }
@@ -1592,17 +1587,16 @@ fn a_run_of_same_size_messages_is_read_in_place() {
         .flat_map(|i| cframe(2, true, &[i; 16384]))
         .collect();
     // One frame per read, as a peer with one message in flight sends them.
-    let (evs, _, scattered) = run_scattered(&input, &[16384 + 8; 6]);
+    let (evs, _, planned) = run_predicted(&input, &[16384 + 8; 6]);
     let expect: Vec<Event> = (0..6u8)
         .map(|i| Event::Message(Message::Binary(vec![i; 16384])))
         .collect();
     assert_eq!(evs, expect);
     // The first read is plain (nothing predicted yet); its message predicts the rest.
-    assert_eq!(scattered, 5);
+    assert_eq!(planned, 5);
     let mut s = server();
     assert!(
-        s.receive_scattered(t0(), &mut [], |_| unreachable!())
-            .is_none(),
+        s.receive_predicted(t0(), |_| unreachable!()).is_none(),
         "no prediction before any message"
     );
 }
@@ -1613,8 +1607,8 @@ fn invalid_utf8_read_in_place_is_closed_with_1007() {
     let mut bad = vec![b'a'; 8000];
     bad[4000] = 0xc3;
     input.extend(cframe(1, true, &bad));
-    let (evs, out, scattered) = run_scattered(&input, &[8000 + 8]);
-    assert_eq!(scattered, 1);
+    let (evs, out, planned) = run_predicted(&input, &[8000 + 8]);
+    assert_eq!(planned, 1);
     assert!(
         matches!(&evs[..], [Event::Message(_), Event::Closed(c)] if c.code == 1007),
         "{evs:?}"
@@ -1797,27 +1791,23 @@ fn predicting_server() -> Connection {
     s
 }
 
-/// Reads `src` into a planned read's slices, as a socket would.
-fn fill(plan: &mut ScatteredRead, spill: &mut [u8], src: &[u8]) -> usize {
-    let mut n = 0;
-    for slice in plan.slices(spill).iter_mut() {
-        let k = slice.len().min(src.len() - n);
-        slice[..k].copy_from_slice(&src[n..n + k]);
-        n += k;
-    }
+/// Reads `src` into a planned read's buffer, as a socket would.
+fn fill(plan: &mut PredictedRead, src: &[u8]) -> usize {
+    let buf = plan.buffer();
+    let n = buf.len().min(src.len());
+    buf[..n].copy_from_slice(&src[..n]);
     n
 }
 
 #[test]
 fn a_planned_read_takes_the_predicted_message() {
     let mut s = predicting_server();
-    let mut spill = [0u8; 64];
-    let mut plan = s.plan_scattered().expect("predicted");
+    let mut plan = s.plan_predicted().expect("predicted");
     // The message, then the start of the next frame.
     let input = [cframe(2, true, &[9; 16384]), vec![0x82, 0x80]].concat();
-    let n = fill(&mut plan, &mut spill, &input);
+    let n = fill(&mut plan, &input);
     assert_eq!(n, input.len());
-    s.finish_scattered(plan, &spill, &Ok(n), t0());
+    s.finish_predicted(plan, &Ok(n), t0());
     assert_eq!(
         events(&mut s),
         [Event::Message(Message::Binary(vec![9; 16384]))]
@@ -1828,6 +1818,30 @@ fn a_planned_read_takes_the_predicted_message() {
 }
 
 #[test]
+fn a_planned_read_asks_for_the_predicted_frame_and_a_little_more() {
+    let mut s = predicting_server();
+    // A recycled buffer longer than the read needs: the read is still planned to its size, or a
+    // read that comes back less than full would not show that the socket was emptied.
+    crate::reuse::give_message(vec![1; 30_000]);
+    let mut plan = s.plan_predicted().expect("predicted");
+    let asked = plan.buffer().len();
+    assert!(asked > 16384 + 8 && asked <= 16384 + 8 + 64, "{asked}");
+    // The peer sent more: the message and a whole other one behind it.
+    let input = [cframe(2, true, &[9; 16384]), cframe(2, true, &[8; 16384])].concat();
+    let n = fill(&mut plan, &input);
+    assert_eq!(n, asked);
+    s.finish_predicted(plan, &Ok(n), t0());
+    s.receive(&input[n..], t0());
+    assert_eq!(
+        events(&mut s),
+        [
+            Event::Message(Message::Binary(vec![9; 16384])),
+            Event::Message(Message::Binary(vec![8; 16384]))
+        ]
+    );
+}
+
+#[test]
 fn a_planned_read_that_brought_nothing_changes_nothing() {
     for result in [
         Ok(0),
@@ -1835,11 +1849,11 @@ fn a_planned_read_that_brought_nothing_changes_nothing() {
         Err(std::io::ErrorKind::ConnectionReset.into()),
     ] {
         let mut s = predicting_server();
-        let plan = s.plan_scattered().expect("predicted");
-        s.finish_scattered(plan, &[], &result, t0());
+        let plan = s.plan_predicted().expect("predicted");
+        s.finish_predicted(plan, &result, t0());
         assert!(events(&mut s).is_empty());
         assert!(!s.is_closed(), "the caller, not the read, ends the input");
-        assert!(s.plan_scattered().is_some(), "still predicted");
+        assert!(s.plan_predicted().is_some(), "still predicted");
     }
 }
 
@@ -1858,11 +1872,11 @@ fn a_connection_changed_during_a_planned_read_takes_the_bytes_as_receive_would()
         change(&mut reference);
         reference.receive(&input, t0());
         let mut s = predicting_server();
-        let mut spill = [0u8; 64];
-        let mut plan = s.plan_scattered().expect("predicted");
-        let n = fill(&mut plan, &mut spill, &input);
+        let mut plan = s.plan_predicted().expect("predicted");
+        let n = fill(&mut plan, &input);
+        assert_eq!(n, input.len(), "the read brought all of it");
         change(&mut s);
-        s.finish_scattered(plan, &spill, &Ok(n), t0());
+        s.finish_predicted(plan, &Ok(n), t0());
         assert_eq!(events(&mut s), events(&mut reference));
         assert_eq!(drain_output(&mut s), drain_output(&mut reference));
         assert_eq!(s.is_closed(), reference.is_closed());

@@ -10,7 +10,7 @@ use super::api::Decision;
 use super::hub::ServerCore;
 use super::{Client, ClientId, ServerError};
 use crate::config::Config;
-use crate::connection::{Closed, Connection, Event, Message, MessageRef, ScatteredRead};
+use crate::connection::{Closed, Connection, Event, Message, MessageRef, PredictedRead};
 use crate::error::Error;
 use crate::output::SharedFrame;
 
@@ -190,39 +190,37 @@ impl Session {
     }
 
     /// Reads a mid-sized message straight into a buffer of its own: see
-    /// [`Connection::receive_scattered`]. Never on a TLS session.
-    pub fn receive_scattered(
+    /// [`Connection::receive_predicted`]. Never on a TLS session.
+    pub fn receive_predicted(
         &mut self,
         now: Instant,
-        spill: &mut [u8],
-        read: impl FnOnce(&mut [std::io::IoSliceMut<'_>]) -> std::io::Result<usize>,
+        read: impl FnOnce(&mut [u8]) -> std::io::Result<usize>,
     ) -> Option<std::io::Result<usize>> {
         #[cfg(feature = "tls")]
         if self.tls.is_some() {
             return None;
         }
-        self.conn.receive_scattered(now, spill, read)
+        self.conn.receive_predicted(now, read)
     }
 
     /// The buffers of a mid-sized message's read, for a read made without the session at hand:
-    /// see [`Connection::plan_scattered`]. Never on a TLS session.
-    pub fn plan_scattered(&mut self) -> Option<ScatteredRead> {
+    /// see [`Connection::plan_predicted`]. Never on a TLS session.
+    pub fn plan_predicted(&mut self) -> Option<PredictedRead> {
         #[cfg(feature = "tls")]
         if self.tls.is_some() {
             return None;
         }
-        self.conn.plan_scattered()
+        self.conn.plan_predicted()
     }
 
-    /// Takes in what the read of `plan` brought: see [`Connection::finish_scattered`].
-    pub fn finish_scattered(
+    /// Takes in what the read of `plan` brought: see [`Connection::finish_predicted`].
+    pub fn finish_predicted(
         &mut self,
-        plan: ScatteredRead,
-        spill: &[u8],
+        plan: PredictedRead,
         result: &std::io::Result<usize>,
         now: Instant,
     ) {
-        self.conn.finish_scattered(plan, spill, result, now);
+        self.conn.finish_predicted(plan, result, now);
     }
 
     /// The transport reached end of stream or failed.

@@ -4,8 +4,12 @@
 //! load generator's `--raw` mode sends exactly the bytes of its WebSocket
 //! frames and expects them back verbatim, so the cost per message here is
 //! pure syscall + copy cost with no protocol work at all.
+//!
+//! With `RAW_ECHO_READV` set it reads with `readv` into two slices (8 bytes, then the rest), as
+//! a read of a frame's header into one buffer and its payload into another would: what a
+//! vectored read costs next to a plain one (`scripts/bench-ab.sh`, the two side by side).
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSliceMut, Read, Write};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -31,6 +35,7 @@ fn main() -> io::Result<()> {
     let mut events = Events::with_capacity(1024);
     let mut backing = Vec::new();
     let buf = ws_bench_peers::mid_page(&mut backing, 256 * 1024);
+    let readv = std::env::var_os("RAW_ECHO_READV").is_some();
     eprintln!("raw-echo listening on {addr}");
     loop {
         if let Err(e) = poll.poll(&mut events, None) {
@@ -73,7 +78,7 @@ fn main() -> io::Result<()> {
             let Some(conn) = conns.get_mut(idx).and_then(Option::as_mut) else {
                 continue;
             };
-            let mut alive = service(conn, buf);
+            let mut alive = service(conn, buf, readv);
             // Ask for write-space events only while output is pending.
             let want = !conn.pending.is_empty();
             if alive && want != conn.want_write {
@@ -100,7 +105,7 @@ fn main() -> io::Result<()> {
 
 /// Flushes pending output, then reads and echoes until the socket would
 /// block. Returns false when the connection is finished.
-fn service(conn: &mut Conn, buf: &mut [u8]) -> bool {
+fn service(conn: &mut Conn, buf: &mut [u8], readv: bool) -> bool {
     if !conn.pending.is_empty() {
         match write_some(&mut conn.stream, &conn.pending) {
             Ok(n) => {
@@ -113,7 +118,7 @@ fn service(conn: &mut Conn, buf: &mut [u8]) -> bool {
         }
     }
     loop {
-        let n = match conn.stream.read(buf) {
+        let n = match read(&mut conn.stream, buf, readv) {
             Ok(0) => return false,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
@@ -133,6 +138,15 @@ fn service(conn: &mut Conn, buf: &mut [u8]) -> bool {
             Err(_) => return false,
         }
     }
+}
+
+/// One read into `buf`, or with `readv` into its first 8 bytes and the rest.
+fn read(stream: &mut TcpStream, buf: &mut [u8], readv: bool) -> io::Result<usize> {
+    if !readv {
+        return stream.read(buf);
+    }
+    let (head, rest) = buf.split_at_mut(8);
+    stream.read_vectored(&mut [IoSliceMut::new(head), IoSliceMut::new(rest)])
 }
 
 /// Writes as much of `data` as the socket accepts without blocking.
