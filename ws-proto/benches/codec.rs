@@ -52,7 +52,13 @@ fn masking(c: &mut Criterion) {
         let mut framed_store = vec![0u8; size + 8 + 4096];
         let framed = page_aligned(&mut framed_store, size + 8);
         g.bench_function(format!("unmask_to_front/{size}"), |b| {
-            b.iter(|| unmask_to_front(black_box(&mut *framed), 8, Some(KEY)))
+            b.iter(|| unmask_to_front(black_box(&mut *framed), 8, Some(KEY), 0))
+        });
+        // A large frame's read placed a distance into its buffer (see `receive_direct`).
+        let mut far_store = vec![0u8; size + 300 + 4096];
+        let far = page_aligned(&mut far_store, size + 300);
+        g.bench_function(format!("unmask_to_front_300/{size}"), |b| {
+            b.iter(|| unmask_to_front(black_box(&mut *far), 300, Some(KEY), 0))
         });
         g.bench_function(format!("unmask_naive/{size}"), |b| {
             b.iter(|| apply_mask_naive(black_box(&mut *dst), KEY, 1))

@@ -7,6 +7,8 @@
 //! ([`super::Connection::receive_direct`]) with neither a copy from a read buffer nor a
 //! zeroing pass first.
 
+use crate::mask::unmask_to_front;
+
 /// `buf[..len]` is the message so far; `buf[len..]` is initialised space for more.
 #[derive(Debug, Default)]
 pub(super) struct MessageBuf {
@@ -48,9 +50,24 @@ impl MessageBuf {
         &mut self.buf[self.len..end]
     }
 
-    /// Takes `n` bytes written into [`MessageBuf::space`] into the message.
-    pub(super) fn filled(&mut self, n: usize) {
-        assert!(self.len + n <= self.buf.len(), "filled more than the space");
+    /// The address just past the message, where [`MessageBuf::space`] begins: only to choose
+    /// where in that space a read should land (see `direct_lead`).
+    pub(super) fn end_addr(&self) -> usize {
+        self.buf.as_ptr() as usize + self.len
+    }
+
+    /// Takes `n` bytes read into [`MessageBuf::space`], `lead` bytes into it, into the message:
+    /// moved into place and unmasked with `mask` (from payload offset `offset`) in one pass.
+    pub(super) fn take_read(
+        &mut self,
+        lead: usize,
+        n: usize,
+        mask: Option<[u8; 4]>,
+        offset: usize,
+    ) {
+        let end = self.len + lead + n;
+        assert!(end <= self.buf.len(), "read more than the space");
+        unmask_to_front(&mut self.buf[self.len..end], lead, mask, offset);
         self.len += n;
     }
 
@@ -116,7 +133,7 @@ mod tests {
         assert_eq!(m.tail(0), b"abc");
         assert_eq!(m.space(4), &[9, 9, 9, 9]);
         m.space(100).fill(1);
-        m.filled(7);
+        m.take_read(0, 7, None, 0);
         assert_eq!(m.tail(0), b"abc\x01\x01\x01\x01\x01\x01\x01");
         m.extend_from_slice(b"de");
         assert_eq!(m.len(), 12);
@@ -128,5 +145,20 @@ mod tests {
         m.reserve_exact(100);
         assert!(m.spare_capacity() >= 100);
         assert_eq!(&m.into_vec()[10..], b"de");
+    }
+
+    #[test]
+    fn a_read_placed_further_on_is_moved_into_place_and_unmasked() {
+        let key = [1, 2, 3, 4];
+        let mut m = MessageBuf::reusing(vec![0; 1000]);
+        m.extend_from_slice(b"ab");
+        let mut wire = *b"cdefghij";
+        crate::mask::apply_mask(&mut wire, key, 2);
+        m.space(400)[300..308].copy_from_slice(&wire);
+        m.take_read(300, 8, Some(key), 2);
+        assert_eq!(m.tail(0), b"abcdefghij");
+        m.space(10)[..1].copy_from_slice(b"k");
+        m.take_read(0, 1, None, 0);
+        assert_eq!(m.take(), b"abcdefghijk");
     }
 }

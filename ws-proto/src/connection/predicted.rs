@@ -141,7 +141,7 @@ impl Connection {
                 let mut rest = [0u8; READ_AHEAD];
                 let rest_len = n - end;
                 rest[..rest_len].copy_from_slice(&buf[end..n]);
-                unmask_to_front(&mut buf[..end], header_len, h.mask);
+                unmask_to_front(&mut buf[..end], header_len, h.mask, 0);
                 buf.truncate(len);
                 self.deliver_whole_message(None, kind, buf);
                 if rest_len > 0 && self.accepting_frames() {

@@ -1426,6 +1426,82 @@ fn large_payloads_are_read_straight_into_the_message_with_the_same_events() {
 }
 
 #[test]
+fn a_direct_read_lands_half_a_page_from_where_its_bytes_likely_lie() {
+    for (payload_len, header_len) in [(60_000u64, 8), (16 << 20, 14)] {
+        let h = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode: OpCode::Binary,
+            mask: Some([1, 2, 3, 4]),
+            payload_len,
+        };
+        assert_eq!(h.encoded_len(), header_len);
+        for end_addr in [
+            0x7f00_0000_0010usize,
+            0x5555_0000_0abc,
+            0x1000,
+            4096 * 7 + 4095,
+        ] {
+            for offset in [0, 1, 65_536, 1_000_003] {
+                let lead = super::direct_lead(end_addr, offset, &h);
+                assert!((256..4096 + 256).contains(&lead), "{lead}");
+                // The byte at payload offset `offset` lay `header_len + offset` into the
+                // sender's pages; it lands 2048 bytes further along in its page.
+                let distance = (end_addr + lead).wrapping_sub(header_len + offset) % 4096;
+                assert_eq!(distance, 2048, "end {end_addr:#x} offset {offset}");
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+    /// Large messages, whole or in fragments, text or binary, read straight into recycled
+    /// buffers (some exactly the message's size, so that a read near the end has no room to be
+    /// placed further on) with reads of any size, give the events of one plain `receive`.
+    #[test]
+    fn direct_reads_give_the_events_of_plain_ones(
+        messages in proptest::collection::vec(
+            (1usize << 20..2_500_000, 1usize..4, any::<bool>(), 0usize..3000), 1..3),
+        steps in proptest::collection::vec(1usize..400_000, 1..12),
+    ) {
+        let mut wire = Vec::new();
+        for &(len, parts, text, _) in &messages {
+            let payload: Vec<u8> = if text {
+                "añ€😀xyz".bytes().cycle().take(len).collect()
+            } else {
+                (0..len).map(|i| (i * 31 % 251) as u8).collect()
+            };
+            let cut = len / parts;
+            for part in 0..parts {
+                let end = if part + 1 == parts { len } else { (part + 1) * cut };
+                let op = if part > 0 { 0 } else if text { 1 } else { 2 };
+                wire.extend(cframe(op, part + 1 == parts, &payload[part * cut..end]));
+            }
+        }
+        let mut plain = server();
+        plain.receive(&wire, t0());
+        let expected = events(&mut plain);
+        for &(len, _, _, extra) in messages.iter().rev() {
+            seed_pool(len + extra);
+        }
+        let mut s = server();
+        let mut evs = Vec::new();
+        let mut rest = &wire[..];
+        for step in steps.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let n = (*step).min(rest.len());
+            feed_reading(&mut s, &rest[..n], n);
+            evs.extend(events(&mut s));
+            rest = &rest[n..];
+        }
+        prop_assert_eq!(evs, expected);
+    }
+}
+
+#[test]
 fn without_reusable_space_nothing_is_read_directly() {
     let wire = cframe(2, true, &[3; 1_500_000]);
     let mut s = server();
