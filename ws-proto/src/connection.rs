@@ -88,7 +88,7 @@ const DIRECT_MIN: usize = 16 << 10;
 /// than with the buffer elsewhere (an `LD_PRELOAD` shim placing buffers: 11.7 against 8.4 ms).
 /// Aiming half a page away from the likely source is as good as any place when the source lies
 /// elsewhere. At least 256 bytes, so that the move's vector loop runs (see
-/// `mask::words_from_any`).
+/// `mask::words_shifted`).
 fn direct_lead(end_addr: usize, offset: usize, h: &FrameHeader) -> usize {
     const PAGE: usize = 4096;
     // The source's offset in its page of the payload byte that lands at `end_addr + lead`:
