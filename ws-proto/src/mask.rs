@@ -173,7 +173,9 @@ fn words_shifted(buf: &mut [u8], from: usize, word: u64) {
     let len = buf.len() - from;
     let whole = len - len % 8;
     for at in (0..whole).step_by(8) {
-        let lane: [u8; 8] = buf[from + at..from + at + 8].try_into().expect("8-byte lane");
+        let lane: [u8; 8] = buf[from + at..from + at + 8]
+            .try_into()
+            .expect("8-byte lane");
         let v = u64::from_ne_bytes(lane) ^ word;
         buf[at..at + 8].copy_from_slice(&v.to_ne_bytes());
     }
