@@ -208,6 +208,10 @@ def gen_server_stream():
     # A message that predicts the next, then a read planned for it and aborted while it runs.
     three = frame(2, b"a" * 10) + frame(2, b"b" * 10) + frame(2, b"c" * 10)
     out("server_stream", "up_predicted_abort", stream_seed(0x01, three, sched=bytes([0x0F, 0xE2, 0x0F])))
+    # A large frame (past the pool's threshold under fuzzing) whose rest is read straight into a
+    # recycled buffer (k3's top bit puts one in the pool), from payload offset 5: the move into
+    # place must unmask with the key in phase.
+    out("server_stream", "up_direct_phase", stream_seed(0x01, frame(2, bytes(range(200)) * 3), sched=bytes([0x0C, 0x1D, 0x7F])))
 
 
 RESPONSE_101 = ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

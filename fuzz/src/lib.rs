@@ -686,6 +686,12 @@ pub fn run_stream(role: Role, data: &[u8]) {
     let k2 = b.u8();
     let k3 = b.u8();
     let nsched = b.u8() as usize;
+    // Recycled buffers for large messages (process-wide: they may also serve later inputs,
+    // which changes only where bytes are read, never the events).
+    #[cfg(fuzzing)]
+    if k3 & 0x80 != 0 {
+        ws_proto::fuzz_recycle(256 + k2 as usize * 32);
+    }
     let sched = b.take(nsched);
     let stream = b.rest();
 
@@ -902,7 +908,11 @@ impl Driver {
                 return;
             }
         }
-        let taken = conn.receive_predicted(now, |buf| Ok(fill(buf)));
+        // A large frame under way goes straight into its (recycled) message buffer, as in
+        // both adapters; else a predicted one.
+        let taken = conn
+            .receive_direct(now, |buf| Ok(fill(buf)))
+            .or_else(|| conn.receive_predicted(now, |buf| Ok(fill(buf))));
         let taken = taken.map_or(0, |r| r.expect("the read cannot fail"));
         let mut rest = data[taken..].to_vec();
         let mut pos = 0;

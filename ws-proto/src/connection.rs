@@ -72,8 +72,9 @@ const ZERO_COPY_MIN: usize = 4096;
 const RESERVE_AHEAD: u64 = 256 << 10;
 
 /// Least space worth a direct read ([`Connection::receive_direct`]): below it, the copy it saves
-/// costs less than the read it may split in two.
-const DIRECT_MIN: usize = 16 << 10;
+/// costs less than the read it may split in two. Fuzzing lowers it, with the pool's threshold
+/// and `direct_lead`'s page, so that inputs of fuzzer size take that path too.
+const DIRECT_MIN: usize = if cfg!(fuzzing) { 16 } else { 16 << 10 };
 /// Where a direct read of frame `h` puts its bytes: how far past the end of the message so
 /// far (`end_addr`, an address), the read starting at payload offset `offset`. The bytes are
 /// moved back into place as they are unmasked (`mask::unmask_to_front`), at no cost over the
@@ -90,12 +91,13 @@ const DIRECT_MIN: usize = 16 << 10;
 /// elsewhere. At least 256 bytes, so that the move's vector loop runs (see
 /// `mask::words_shifted`).
 fn direct_lead(end_addr: usize, offset: usize, h: &FrameHeader) -> usize {
-    const PAGE: usize = 4096;
+    const PAGE: usize = if cfg!(fuzzing) { 64 } else { 4096 };
+    const MIN_LEAD: usize = if cfg!(fuzzing) { 8 } else { 256 };
     // The source's offset in its page of the payload byte that lands at `end_addr + lead`:
     // the frame's header and the payload before it, counted from a page start.
     let source = (h.encoded_len() + offset) % PAGE;
     let lead = (source + PAGE / 2 + PAGE - end_addr % PAGE) % PAGE;
-    if lead < 256 {
+    if lead < MIN_LEAD {
         lead + PAGE
     } else {
         lead

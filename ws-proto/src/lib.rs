@@ -121,6 +121,9 @@ pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::{ConnectionError, Error, HandshakeError, ProtocolError};
 pub use handshake::{ClientRequest, Request};
 pub use output::SharedFrame;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub use reuse::fuzz_recycle;
 
 /// Which end of the connection this is: it decides masking and the close rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -19,8 +19,16 @@
 //! message.
 
 /// Smallest buffer worth keeping: smaller ones are cheap to allocate, and the per-thread pool
-/// of the output queue serves them.
-pub(crate) const MIN_POOLED_CAPACITY: usize = 1 << 20;
+/// of the output queue serves them. Fuzzing lowers it, so that messages of fuzzer size take
+/// recycled buffers (and the reads straight into them) too.
+pub(crate) const MIN_POOLED_CAPACITY: usize = if cfg!(fuzzing) { 256 } else { 1 << 20 };
+
+/// Fuzzing only: puts a buffer of `len` initialised bytes in the pool, as a large message sent
+/// earlier would have, so that fuzz inputs reach the reads straight into recycled buffers.
+#[cfg(fuzzing)]
+pub fn fuzz_recycle(len: usize) {
+    give(vec![0xa5; len]);
+}
 /// Most bytes held by the pool.
 pub(crate) const MAX_POOLED_BYTES: usize = 64 << 20;
 /// Most buffers held by the pool.
