@@ -729,24 +729,32 @@ pub fn run_stream(role: Role, data: &[u8]) {
 
     let start = Instant::now();
     let mut now = start;
-    let mut conn = if upgraded {
-        let params = use_deflate.then(|| DeflateParams {
-            server_no_context_takeover: k0 & 64 != 0,
-            client_no_context_takeover: k0 & 128 != 0,
-            server_max_window_bits: window_bits(k2),
-            client_max_window_bits: window_bits(k2 >> 4),
-        });
-        Connection::from_upgraded(role, config.clone(), params, CLIENT_SEED, now)
-    } else {
-        match role {
-            Role::Server => Connection::server(config.clone(), now),
-            Role::Client => Connection::client(
-                config.clone(),
-                ClientRequest::new("localhost", "/"),
-                CLIENT_SEED,
-                now,
-            ),
+    let connect = || {
+        if upgraded {
+            let params = use_deflate.then(|| DeflateParams {
+                server_no_context_takeover: k0 & 64 != 0,
+                client_no_context_takeover: k0 & 128 != 0,
+                server_max_window_bits: window_bits(k2),
+                client_max_window_bits: window_bits(k2 >> 4),
+            });
+            Connection::from_upgraded(role, config.clone(), params, CLIENT_SEED, now)
+        } else {
+            match role {
+                Role::Server => Connection::server(config.clone(), now),
+                Role::Client => Connection::client(
+                    config.clone(),
+                    ClientRequest::new("localhost", "/"),
+                    CLIENT_SEED,
+                    now,
+                ),
+            }
         }
+    };
+    let mut conn = connect();
+    let mirror = Mirror {
+        conn: connect(),
+        events: Vec::new(),
+        output: Vec::new(),
     };
     assert_eq!(conn.role(), role);
     if upgraded {
@@ -762,6 +770,9 @@ pub fn run_stream(role: Role, data: &[u8]) {
         eof: false,
         reads: 0,
         abort_in_read: false,
+        events: Vec::new(),
+        output: Vec::new(),
+        mirror,
     };
     d.drain_events(&mut conn);
 
@@ -837,12 +848,58 @@ struct Driver {
     /// The next planned read is aborted while it runs, as another of ws-std's threads may end a
     /// connection whose reader waits in its read (see `receive`).
     abort_in_read: bool,
+    /// Events and output bytes since they were last compared with the mirror's.
+    events: Vec<Event>,
+    output: Vec<u8>,
+    mirror: Mirror,
+}
+
+/// The same connection given the same input, commands and clock, its input through plain
+/// `receive` only: the other ways of reading (in place, predicted, direct) must give the same
+/// events and output, byte for byte.
+struct Mirror {
+    conn: Connection,
+    events: Vec<Event>,
+    output: Vec<u8>,
+}
+
+impl Mirror {
+    fn drain_events(&mut self) {
+        while let Some(e) = self.conn.poll_event() {
+            match &e {
+                Event::Request(_) => {
+                    let _ = self.conn.accept(Accept::default());
+                }
+                Event::HttpRequest(_) => {
+                    let _ = self.conn.respond(
+                        200,
+                        &[("Content-Type".into(), "text/plain".into())],
+                        b"hello",
+                    );
+                }
+                _ => {}
+            }
+            self.events.push(e);
+        }
+    }
+
+    /// Takes `n` bytes of output, as the connection's were taken.
+    fn write(&mut self, mut n: usize) {
+        while n > 0 && self.conn.wants_write() {
+            let chunk = self.conn.pending_output();
+            let k = chunk.len().min(n);
+            self.output.extend_from_slice(&chunk[..k]);
+            self.conn.consume_output(k);
+            n -= k;
+        }
+    }
 }
 
 impl Driver {
     fn drain_events(&mut self, conn: &mut Connection) {
         while let Some(e) = conn.poll_event() {
             self.ev.check(&e, conn);
+            self.events.push(e.clone());
             match e {
                 Event::Request(req) => {
                     assert!(!req.key.is_empty(), "upgrade request without a key");
@@ -868,6 +925,8 @@ impl Driver {
         if conn.is_closed() {
             assert!(self.ev.closed, "is_closed() but no Closed event");
         }
+        self.mirror.drain_events();
+        self.compare(conn);
         let buffered = conn.buffered_amount();
         if buffered == 0 {
             self.budget = 256;
@@ -900,6 +959,8 @@ impl Driver {
             // out as an event after the Closed.
             if let Some(mut plan) = conn.plan_predicted() {
                 self.abort_in_read = false;
+                // The mirror is aborted with it (`abort`) and takes none of the bytes: after
+                // an abort nothing is taken in.
                 let n = fill(plan.buffer());
                 self.abort(conn);
                 conn.finish_predicted(plan, &Ok(n), now);
@@ -925,16 +986,50 @@ impl Driver {
                 assert!(used > 0 && used <= rest.len() - pos, "took {used} bytes");
                 pos += used;
                 self.ev.check(&event, conn);
+                self.events.push(event);
             }
         }
         if pos < rest.len() {
             conn.receive(&rest[pos..], now);
         }
+        // After the connection, so that a recycled buffer in the pool goes to it, not to the
+        // mirror, which never reads straight into one.
+        self.mirror.conn.receive(data, now);
         self.drain_events(conn);
+    }
+
+    /// The events and output so far must be the mirror's.
+    fn compare(&mut self, conn: &Connection) {
+        assert!(
+            self.events == self.mirror.events,
+            "{:?}: events differ from plain receive's:\n  {:?}\n  {:?}",
+            conn.role(),
+            self.events.iter().map(abbreviate).collect::<Vec<_>>(),
+            self.mirror
+                .events
+                .iter()
+                .map(abbreviate)
+                .collect::<Vec<_>>()
+        );
+        assert!(
+            self.output == self.mirror.output,
+            "{:?}: output differs from plain receive's",
+            conn.role()
+        );
+        self.events.clear();
+        self.mirror.events.clear();
+        self.output.clear();
+        self.mirror.output.clear();
+        assert_eq!(
+            conn.is_closed(),
+            self.mirror.conn.is_closed(),
+            "closed here and not there"
+        );
     }
 
     fn abort(&mut self, conn: &mut Connection) {
         conn.abort();
+        self.mirror.conn.abort();
         self.eof = true;
         assert_eq!(conn.buffered_amount(), 0, "output left after abort()");
         self.drain_events(conn);
@@ -942,9 +1037,11 @@ impl Driver {
     }
 
     fn timers(&mut self, conn: &mut Connection, now: Instant) {
+        assert_eq!(conn.poll_timeout(), self.mirror.conn.poll_timeout());
         if conn.poll_timeout().is_some_and(|t| t <= now) {
             self.budget += 32;
             conn.handle_timeout(now);
+            self.mirror.conn.handle_timeout(now);
             self.drain_events(conn);
             if let Some(t) = conn.poll_timeout() {
                 assert!(
@@ -958,6 +1055,7 @@ impl Driver {
 
     fn eof(&mut self, conn: &mut Connection, now: Instant) {
         conn.receive_eof(now);
+        self.mirror.conn.receive_eof(now);
         self.eof = true;
         self.drain_events(conn);
         assert!(self.ev.closed, "no Closed after receive_eof()");
@@ -976,6 +1074,8 @@ impl Driver {
             );
             let n = chunk.len().min(max);
             self.out.feed(&chunk[..n]);
+            self.output.extend_from_slice(&chunk[..n]);
+            self.mirror.write(n);
             let before = conn.buffered_amount();
             conn.consume_output(n);
             assert_eq!(conn.buffered_amount(), before - n);
@@ -985,6 +1085,7 @@ impl Driver {
             self.budget = 256;
         }
         check_conn(conn, &self.ev);
+        self.compare(conn);
     }
 }
 
