@@ -673,11 +673,18 @@ fn timers(config: &mut Config, keepalive: bool) {
 /// * byte 1: max_frame_size (low nibble) and max_message_size (high nibble), from [`SIZES`].
 /// * byte 2: window bits (server low nibble, client high nibble).
 /// * byte 3: max_handshake_bytes (low nibble, from [`SIZES`], at least 16) and
-///   max_handshake_headers (high nibble).
+///   max_handshake_headers (high nibble); bit7 also puts a recycled buffer of
+///   256 + 32 × byte 2 bytes in the large-message pool.
 /// * schedule bytes: `00xxxxxx` feed x+1 bytes; `01xxxxxx` feed (x+1)*64 bytes; `10xxxxxx`
 ///   advance the clock (x even: to `poll_timeout()`, x odd: by x*50 ms) and run due timers;
-///   `110xxxxx` write x*16 bytes of output (x=0: all); `111xxxxx` x=0 EOF, x=1 abort, else
-///   write all output. The rest of the stream is fed in one chunk, then timers run out.
+///   `110xxxxx` write x*16 bytes of output (x=0: all); `111xxxxx` x=0 EOF, x=1 abort, x=2
+///   abort the next planned read while it runs, else write all output. The rest of the stream
+///   is fed in one chunk, then timers run out.
+///
+/// Each chunk is read as the adapters read (straight into a large message, a predicted one,
+/// small messages lent in place, then the rest), and a mirror connection takes the same chunks
+/// through plain `receive` only, with the same commands and clock: events and output must be
+/// the same, byte for byte, at every step.
 pub fn run_stream(role: Role, data: &[u8]) {
     let avail = avail();
     let mut b = Bytes::new(data);
