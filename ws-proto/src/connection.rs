@@ -75,6 +75,14 @@ const RESERVE_AHEAD: u64 = 256 << 10;
 /// costs less than the read it may split in two. Fuzzing lowers it, with the pool's threshold
 /// and `direct_lead`'s page, so that inputs of fuzzer size take that path too.
 const DIRECT_MIN: usize = if cfg!(fuzzing) { 16 } else { 16 << 10 };
+/// Most space lent to one direct read: what the read brings in is unmasked next, while it is
+/// still in the CPU's cache (a read of several MiB would be unmasked from memory).
+const DIRECT_MAX: u64 = 256 << 10;
+/// Smallest message whose successor is read straight into a buffer of its own
+/// ([`Connection::receive_predicted`]): below it, the copy it saves costs less than the
+/// planning. Fuzzing lowers it, so that inputs of fuzzer size take that path too.
+const PREDICT_MIN: usize = if cfg!(fuzzing) { 4 } else { 4 << 10 };
+
 /// Where a direct read of frame `h` puts its bytes: how far past the end of the message so
 /// far (`end_addr`, an address), the read starting at payload offset `offset`. The bytes are
 /// moved back into place as they are unmasked (`mask::unmask_to_front`), at no cost over the
@@ -103,14 +111,6 @@ fn direct_lead(end_addr: usize, offset: usize, h: &FrameHeader) -> usize {
         lead
     }
 }
-
-/// Most space lent to one direct read: what the read brings in is unmasked next, while it is
-/// still in the CPU's cache (a read of several MiB would be unmasked from memory).
-const DIRECT_MAX: u64 = 256 << 10;
-/// Smallest message whose successor is read straight into a buffer of its own
-/// ([`Connection::receive_predicted`]): below it, the copy it saves costs less than the
-/// planning. Fuzzing lowers it, so that inputs of fuzzer size take that path too.
-const PREDICT_MIN: usize = if cfg!(fuzzing) { 4 } else { 4 << 10 };
 
 /// Makes room for `n` more payload bytes of frame `h` (received up to `offset`) in `buf`.
 fn make_room(buf: &mut MessageBuf, h: &FrameHeader, offset: usize, n: usize) {
@@ -884,8 +884,8 @@ impl Connection {
         let incoming = self.incoming.as_mut().filter(|i| !i.compressed)?;
         let start = incoming.buf.len();
         let want = remaining.min(DIRECT_MAX) as usize;
-        // Where the read lands: see `direct_lead`. Without the room for that, where the message
-        // goes on.
+        // The read lands where `direct_lead` says if the buffer has room for that, else right
+        // at the message's end.
         let lead = match (header.mask, incoming.buf.space(want).len() >= DIRECT_MIN) {
             (Some(_), true) => {
                 let lead = direct_lead(incoming.buf.end_addr(), offset, &header);
