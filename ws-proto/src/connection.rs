@@ -884,23 +884,18 @@ impl Connection {
         let incoming = self.incoming.as_mut().filter(|i| !i.compressed)?;
         let start = incoming.buf.len();
         let want = remaining.min(DIRECT_MAX) as usize;
-        // The read lands where `direct_lead` says if the buffer has room for that, else right
-        // at the message's end.
-        let lead = match (header.mask, incoming.buf.space(want).len() >= DIRECT_MIN) {
-            (Some(_), true) => {
-                let lead = direct_lead(incoming.buf.end_addr(), offset, &header);
-                if incoming.buf.space(lead + want).len() >= lead + DIRECT_MIN {
-                    lead
-                } else {
-                    0
-                }
-            }
-            _ => 0,
-        };
-        let space = incoming.buf.space(lead + want);
-        if space.len() < lead + DIRECT_MIN {
+        let room = incoming.buf.room();
+        if want < DIRECT_MIN || room < DIRECT_MIN {
             return None;
         }
+        // The read lands where `direct_lead` says if the buffer has room for that, else right
+        // at the message's end.
+        let lead = header
+            .mask
+            .map(|_| direct_lead(incoming.buf.end_addr(), offset, &header))
+            .filter(|&lead| room >= lead + DIRECT_MIN)
+            .unwrap_or(0);
+        let space = incoming.buf.space(lead + want);
         let asked = space.len() - lead;
         let result = read(&mut space[lead..]);
         let n = result.as_ref().map_or(0, |&n| n.min(asked));

@@ -18,7 +18,7 @@
 /// ```
 #[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
-    mask(buf, key, offset, true);
+    mask(buf, 0, key, offset, true);
 }
 
 /// Unmasks the payload bytes that start at `buf[from]` and moves them to the front of `buf`, in
@@ -38,28 +38,11 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
 /// ```
 pub fn unmask_to_front(buf: &mut [u8], from: usize, key: Option<[u8; 4]>, offset: usize) {
     assert!(from <= buf.len(), "the payload starts inside the buffer");
-    let Some(key) = key else {
-        if from > 0 {
-            buf.copy_within(from.., 0);
-        }
-        return;
-    };
-    if from == 0 {
-        mask(buf, key, offset, true);
-        return;
+    match key {
+        Some(key) => mask(buf, from, key, offset, true),
+        None if from > 0 => buf.copy_within(from.., 0),
+        None => {}
     }
-    let key = (u32::from_le_bytes(key).rotate_right(8 * (offset & 3) as u32)).to_le_bytes();
-    let len = buf.len() - from;
-    if len < 128 {
-        for i in 0..len {
-            buf[i] = buf[from + i] ^ key[i & 3];
-        }
-        return;
-    }
-    let word = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ]);
-    xor_words(buf, from, word, true);
 }
 
 /// [`apply_mask`] in safe code only: the loop as built for the target (SSE2 on x86-64), never
@@ -71,21 +54,25 @@ pub fn unmask_to_front(buf: &mut [u8], from: usize, key: Option<[u8; 4]>, offset
 /// assert_eq!(data, [0x7f, 0x9f, 0x4d, 0x51, 0x58]);
 /// ```
 pub fn apply_mask_portable(buf: &mut [u8], key: [u8; 4], offset: usize) {
-    mask(buf, key, offset, false);
+    mask(buf, 0, key, offset, false);
 }
 
-/// [`apply_mask`], with the AVX2 loop where the CPU has it if `avx2`.
+/// [`unmask_to_front`] with a key (in place when `from` is 0, as [`apply_mask`]), with the AVX2
+/// loop where the CPU has it if `avx2`.
 #[inline(always)]
-fn mask(buf: &mut [u8], key: [u8; 4], offset: usize, avx2: bool) {
-    // The key as it lines up with `buf[0]`: rotated by the payload offset, in one instruction.
+fn mask(buf: &mut [u8], from: usize, key: [u8; 4], offset: usize, avx2: bool) {
+    // The key as it lines up with `buf[from]`: rotated by the payload offset, in one
+    // instruction.
     let key = (u32::from_le_bytes(key).rotate_right(8 * (offset & 3) as u32)).to_le_bytes();
-    if buf.len() < 16 {
+    // Short payloads in place have loops of their own; one to move as well takes the word
+    // loop, which moves at any length.
+    if from == 0 && buf.len() < 16 {
         for (i, b) in buf.iter_mut().enumerate() {
             *b ^= key[i & 3];
         }
         return;
     }
-    if buf.len() < 128 {
+    if from == 0 && buf.len() < 128 {
         // One 16-byte vector at a time: the word loop below is only vectorised from 128 bytes.
         let mut key16 = [0u8; 16];
         for (i, k) in key16.iter_mut().enumerate() {
@@ -106,7 +93,7 @@ fn mask(buf: &mut [u8], key: [u8; 4], offset: usize, avx2: bool) {
     let word = u64::from_ne_bytes([
         key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
     ]);
-    xor_words(buf, 0, word, avx2);
+    xor_words(buf, from, word, avx2);
 }
 
 /// [`words`], with the AVX2 loop where the CPU has it if `avx2`.

@@ -23,12 +23,6 @@
 /// recycled buffers (and the reads straight into them) too.
 pub(crate) const MIN_POOLED_CAPACITY: usize = if cfg!(fuzzing) { 256 } else { 1 << 20 };
 
-/// Fuzzing only: puts a buffer of `len` initialised bytes in the pool, as a large message sent
-/// earlier would have, so that fuzz inputs reach the reads straight into recycled buffers.
-#[cfg(fuzzing)]
-pub fn fuzz_recycle(len: usize) {
-    give(vec![0xa5; len]);
-}
 /// Most bytes held by the pool.
 pub(crate) const MAX_POOLED_BYTES: usize = 64 << 20;
 /// Most buffers held by the pool.
@@ -44,6 +38,13 @@ pub(crate) fn give(buf: Vec<u8>) {
     if buf.capacity() >= MIN_POOLED_CAPACITY {
         with_pool(|p| p.give(buf));
     }
+}
+
+/// Fuzzing only: puts a buffer of `len` initialised bytes in the pool, as a large message sent
+/// earlier would have, so that fuzz inputs reach the reads straight into recycled buffers.
+#[cfg(fuzzing)]
+pub fn fuzz_recycle(len: usize) {
+    give(vec![0xa5; len]);
 }
 
 /// A buffer with room for at least `len` bytes, if the pool has one. It still holds an old

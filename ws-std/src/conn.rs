@@ -194,16 +194,12 @@ impl ClientThread {
             self.drained = false;
             return true;
         }
-        let buf: &mut [u8] = if self.big.is_empty() {
-            small
-        } else {
-            &mut self.big
-        };
         if !flags.is_empty() || streaming {
             if let Some(read) = read_predicted(&self.shared, &self.slot, flags, &mut self.drained) {
                 return read;
             }
         }
+        let buf: &mut [u8] = if streaming { &mut self.big } else { small };
         let stream = &self.slot.stream;
         let mut read = || loop {
             match recv(stream, buf, flags) {

@@ -50,6 +50,11 @@ impl MessageBuf {
         &mut self.buf[self.len..end]
     }
 
+    /// Bytes of initialised space after the message (see [`MessageBuf::space`]).
+    pub(super) fn room(&self) -> usize {
+        self.buf.len() - self.len
+    }
+
     /// The address just past the message, where [`MessageBuf::space`] begins: only to choose
     /// where in that space a read should land (see `direct_lead`).
     pub(super) fn end_addr(&self) -> usize {

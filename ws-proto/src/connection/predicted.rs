@@ -97,7 +97,7 @@ impl Connection {
         };
         let header_len = expected.encoded_len();
         Some(PredictedRead {
-            buf: reuse::take_initialised(header_len + len + READ_AHEAD),
+            buf: reuse::take_initialised(read_size(header_len, len)),
             header_len,
             len,
         })
@@ -113,7 +113,7 @@ impl Connection {
             len,
         } = plan;
         let n = match result {
-            Ok(n) if *n > 0 => (*n).min(header_len + len + READ_AHEAD),
+            Ok(n) if *n > 0 => (*n).min(read_size(header_len, len)),
             _ => {
                 reuse::give_message(buf);
                 return;
@@ -176,6 +176,11 @@ impl Connection {
 /// without a read more.
 const READ_AHEAD: usize = 64;
 
+/// Bytes a planned read asks for: the predicted frame and [`READ_AHEAD`] more.
+fn read_size(header_len: usize, len: usize) -> usize {
+    header_len + len + READ_AHEAD
+}
+
 /// Largest message that predicts its successor: the buffer of a planned read must fit the
 /// per-thread pool of small message buffers, to be taken from it and given back.
 pub(super) const PREDICTED_MAX: usize = reuse::SMALL_CAPACITY - MAX_HEADER_LEN - READ_AHEAD;
@@ -193,6 +198,6 @@ impl PredictedRead {
     /// The buffer to read into: room for the predicted frame and a few bytes more.
     pub fn buffer(&mut self) -> &mut [u8] {
         // A recycled buffer may be longer than this read is planned for.
-        &mut self.buf[..self.header_len + self.len + READ_AHEAD]
+        &mut self.buf[..read_size(self.header_len, self.len)]
     }
 }
