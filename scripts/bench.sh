@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Server load benchmark: ws-mio / ws-std against reference peers.
 #
-# usage: scripts/bench.sh [--quick] [--only REGEX] [--no-build] [--out FILE] [--nice N]
+# usage: scripts/bench.sh [--quick] [--rounds N] [--only REGEX] [--no-build] [--out FILE] [--nice N]
 #
-#   --quick      1 s windows and fewer scenarios (about a minute)
+#   --quick      1 s windows, one round and fewer scenarios (about a minute)
+#   --rounds N   rounds of the four echo scenarios (default 3): each round runs every
+#                server once, in an order rotated round by round; the table gives each
+#                figure's median over the rounds and each ratio's median over the rounds'
+#                ratios (two servers measured seconds apart share the machine's slow and
+#                fast spells), with the ratios' range in the notes
 #   --only RE    run only the cases whose "scenario/server" label matches the
 #                extended regex RE, e.g. --only 'echo-64B' or --only '/ws-mio$'
 #   --no-build   use the binaries already built
@@ -15,7 +20,7 @@
 # Every case starts a fresh server pinned to core 0 (`taskset -c 0`), waits
 # until its port listens, runs target/release/ws-load pinned to core 1 with
 # --server-pid (server CPU time and RSS from /proc), then stops the server.
-# Loopback only. The full run takes 4 to 8 minutes on a 2-core machine.
+# Loopback only. The full run takes 10 to 14 minutes on a 2-core machine.
 #
 # Servers (each takes ADDR = 127.0.0.1:PORT as its only argument):
 #   raw-echo        bench/peers: plain TCP echo (the physical limit; ws-load --raw)
@@ -38,6 +43,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 QUICK=0
+ROUNDS=""
 ONLY=""
 BUILD=1
 OUT=""
@@ -46,6 +52,8 @@ NICE=-10
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
+        --rounds) ROUNDS=${2:?--rounds needs a count}; shift ;;
+        --rounds=*) ROUNDS=${1#--rounds=} ;;
         --only) ONLY=${2:?--only needs a regex}; shift ;;
         --only=*) ONLY=${1#--only=} ;;
         --no-build) BUILD=0 ;;
@@ -146,44 +154,48 @@ wait_listening() { # PORT PID
 
 if [ "$QUICK" = 1 ]; then
     WARMUP=0.5 DUR=1 DUR_BIG=1 IDLE_CONNS=2000
+    : "${ROUNDS:=1}"
 else
     WARMUP=1 DUR=3 DUR_BIG=2 IDLE_CONNS=10000
+    : "${ROUNDS:=3}"
 fi
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds needs a positive count, not $ROUNDS"
 
-# case SCENARIO SERVER KIND -- ws-load args...
+# case SCENARIO SERVER KIND ROUND -- ws-load args...
 #   KIND: echo | broadcast | pubsub (which example of ours serves it)
+# Appends "SCENARIO<TAB>SERVER<TAB>ROUND<TAB>ws-load's JSON, or SKIP/FAIL and why" to RESULTS.
 case_run() {
-    local scen=$1 server=$2 kind=$3
-    shift 4
+    local scen=$1 server=$2 kind=$3 round=$4
+    shift 5
     local label="$scen/$server"
     if [ -n "$ONLY" ] && ! [[ $label =~ $ONLY ]]; then return 0; fi
     local cmd
     cmd=$(server_cmd "$server" "$kind")
     if [ -z "$cmd" ]; then
-        printf '%s\t%s\t%s\n' "$scen" "$server" "SKIP no $kind example yet" >>"$RESULTS"
+        printf '%s\t%s\t%s\t%s\n' "$scen" "$server" "$round" "SKIP no $kind example yet" >>"$RESULTS"
         return 0
     fi
     local extra=()
     case "$server" in raw-echo | raw-threads) extra=(--raw) ;; esac
     next_port
-    local log=$WORK/${scen}_$server.log
+    local log=$WORK/${scen}_${server}_$round.log
     nice -n "$NICE" taskset -c 0 "$cmd" "127.0.0.1:$PORT" >"$log.server" 2>&1 &
     SERVER_PID=$!
     if ! wait_listening "$PORT" "$SERVER_PID"; then
-        printf '%s\t%s\t%s\n' "$scen" "$server" "FAIL server did not listen" >>"$RESULTS"
+        printf '%s\t%s\t%s\t%s\n' "$scen" "$server" "$round" "FAIL server did not listen" >>"$RESULTS"
         echo "   $label: server did not start (log: $log.server)" >&2
         cleanup
         return 0
     fi
-    echo "   $label" >&2
+    echo "   $label${ROUND_LABEL:-}" >&2
     local json
     if json=$(nice -n "$NICE" taskset -c 1 "$LOAD" --url "ws://127.0.0.1:$PORT/" --server-pid "$SERVER_PID" \
         --json --warmup "$WARMUP" "${extra[@]}" "$@" 2>"$log"); then
-        printf '%s\t%s\t%s\n' "$scen" "$server" "$json" >>"$RESULTS"
+        printf '%s\t%s\t%s\t%s\n' "$scen" "$server" "$round" "$json" >>"$RESULTS"
     else
         local err
         err=$(tail -n 1 "$log" | tr '\t' ' ')
-        printf '%s\t%s\t%s\n' "$scen" "$server" "FAIL $err" >>"$RESULTS"
+        printf '%s\t%s\t%s\t%s\n' "$scen" "$server" "$round" "FAIL $err" >>"$RESULTS"
         echo "   $label failed: $err" >&2
     fi
     cleanup
@@ -193,48 +205,56 @@ ALL_ECHO=(raw-echo raw-threads tungstenite fastwebsockets ws-mio ws-std)
 WS_ECHO=(tungstenite fastwebsockets ws-mio ws-std)
 OURS=(ws-mio ws-std)
 
+# echo_rounds SCENARIO -- ws-load args...: ROUNDS rounds of every server of ALL_ECHO, round r
+# starting r-1 places further down the list, so that no server always follows the same one.
+echo_rounds() {
+    local scen=$1 r i n=${#ALL_ECHO[@]}
+    shift 2
+    for r in $(seq 1 "$ROUNDS"); do
+        [ "$ROUNDS" -gt 1 ] && ROUND_LABEL=" (round $r of $ROUNDS)"
+        for i in $(seq 0 $((n - 1))); do
+            case_run "$scen" "${ALL_ECHO[$(((i + r - 1) % n))]}" echo "$r" -- "$@"
+        done
+    done
+    ROUND_LABEL=""
+}
+
 load1=$(cut -d' ' -f1 /proc/loadavg)
-echo "== $(nproc) cores, load average $load1, ulimit -n $NOFILE, nice $NICE, logs in $WORK" >&2
+echo "== $(nproc) cores, load average $load1, ulimit -n $NOFILE, nice $NICE, $ROUNDS echo rounds, logs in $WORK" >&2
 if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
     echo "bench.sh: warning: the machine is busy (load $load1): numbers will be noisy" >&2
 fi
 
-for s in "${ALL_ECHO[@]}"; do
-    case_run echo-64B-c100-k1 "$s" echo -- --conns 100 --size 64 --inflight 1 --duration "$DUR"
-done
-for s in "${ALL_ECHO[@]}"; do
-    case_run echo-64B-c100-k16 "$s" echo -- --conns 100 --size 64 --inflight 16 --duration "$DUR"
-done
-for s in "${ALL_ECHO[@]}"; do
-    case_run echo-16KiB-c10 "$s" echo -- --conns 10 --size 16384 --inflight 1 --duration "$DUR"
-done
+echo_rounds echo-64B-c100-k1 -- --conns 100 --size 64 --inflight 1 --duration "$DUR"
+echo_rounds echo-64B-c100-k16 -- --conns 100 --size 64 --inflight 16 --duration "$DUR"
+echo_rounds echo-16KiB-c10 -- --conns 10 --size 16384 --inflight 1 --duration "$DUR"
 if [ "$QUICK" = 0 ]; then
-    for s in "${ALL_ECHO[@]}"; do
-        case_run echo-16MiB-c8 "$s" echo -- --conns 8 --size 16777216 --inflight 1 --duration "$DUR_BIG"
-    done
+    echo_rounds echo-16MiB-c8 -- --conns 8 --size 16777216 --inflight 1 --duration "$DUR_BIG"
     # The peers have no permessage-deflate (tungstenite, fastwebsockets): ours only.
     for s in "${OURS[@]}"; do
-        case_run echo-deflate-1KiB-c100 "$s" echo -- --conns 100 --size 1024 --inflight 1 --deflate --duration "$DUR"
+        case_run echo-deflate-1KiB-c100 "$s" echo 1 -- --conns 100 --size 1024 --inflight 1 --deflate --duration "$DUR"
     done
 fi
 for s in "${WS_ECHO[@]}"; do
-    case_run "idle-$IDLE_CONNS" "$s" echo -- --scenario idle --conns "$IDLE_CONNS" --duration 1 --connect-timeout 60
+    case_run "idle-$IDLE_CONNS" "$s" echo 1 -- --scenario idle --conns "$IDLE_CONNS" --duration 1 --connect-timeout 60
 done
 for s in "${OURS[@]}"; do
-    case_run broadcast-64B-c100 "$s" broadcast -- --scenario broadcast --conns 100 --size 64 --duration "$DUR"
+    case_run broadcast-64B-c100 "$s" broadcast 1 -- --scenario broadcast --conns 100 --size 64 --duration "$DUR"
 done
 for s in "${OURS[@]}"; do
-    case_run pubsub-64B-c100-t10 "$s" pubsub -- --scenario pubsub --conns 100 --topics 10 --size 64 --duration "$DUR"
+    case_run pubsub-64B-c100-t10 "$s" pubsub 1 -- --scenario pubsub --conns 100 --topics 10 --size 64 --duration "$DUR"
 done
 if [ "$QUICK" = 0 ]; then
     for s in "${OURS[@]}"; do
-        case_run slow-consumer-1KiB-c20 "$s" broadcast -- --scenario slow-consumer --conns 20 --size 1024 --duration "$DUR"
+        case_run slow-consumer-1KiB-c20 "$s" broadcast 1 -- --scenario slow-consumer --conns 20 --size 1024 --duration "$DUR"
     done
 fi
 
 # ---------------------------------------------------------------- report
-# A tiny JSON field extractor: ws-load prints one flat object of numbers.
-table=$(awk -F'\t' '
+# ws-load prints one flat JSON object of numbers: a tiny field extractor does. Each figure of a
+# row is its median over the rounds that ran; each ratio the median of the rounds' own ratios
+# (with their range when there were several).
+table=$(awk -F'\t' -v rounds="$ROUNDS" '
 function field(j, name,    r) {
     if (match(j, "\"" name "\":[^,}]*")) {
         r = substr(j, RSTART + length(name) + 3, RLENGTH - length(name) - 3)
@@ -242,52 +262,96 @@ function field(j, name,    r) {
     }
     return "null"
 }
+# Sorts the space-separated numbers of list into v[1..], returns how many.
+function sorted(list, v,    n, i, j, t) {
+    n = split(list, v, " ")
+    for (i = 2; i <= n; i++) {
+        t = v[i] + 0
+        for (j = i - 1; j >= 1 && v[j] + 0 > t; j--) v[j + 1] = v[j]
+        v[j + 1] = t
+    }
+    return n
+}
+function median(list,    v, n) { n = sorted(list, v); return n == 0 ? "null" : v[int((n + 1) / 2)] }
+# The median over the rounds of metric m of row k.
+function fig(k, m) { return median(vals[k, m]) }
+# The rounds ratios of server a over server b in scenario sc, as "median" or "median (lo–hi)".
+function ratio(sc, a, b,    r, list, v, n) {
+    list = ""
+    for (r = 1; r <= rounds; r++)
+        if (((sc, a, r) in cpur) && ((sc, b, r) in cpur) && cpur[sc, b, r] > 0)
+            list = list " " cpur[sc, a, r] / cpur[sc, b, r]
+    n = sorted(list, v)
+    if (n == 0) return "–"
+    if (n == 1) return sprintf("%.2f", v[1])
+    return sprintf("%.2f (%.2f–%.2f)", v[int((n + 1) / 2)], v[1], v[n])
+}
 function num(v, prec) { return (v == "null" || v == "") ? "–" : sprintf("%." prec "f", v) }
 function kib(v) { return (v == "null" || v == "") ? "–" : sprintf("%.1f KiB", v / 1024) }
 function mib(v) { return (v == "null" || v == "") ? "–" : sprintf("%+.1f MiB", v / 1048576) }
+function add(note, s) { return note (note == "" ? "" : "; ") s }
+BEGIN {
+    nm = split("msgs_per_s mb_per_s p50_us p99_us p999_us server_cpu_pct server_cpu_us_per_msg load_cpu_pct sent_per_s server_rss_growth rss_per_conn", metric, " ")
+}
 {
-    n++; scen[n] = $1; srv[n] = $2; j[n] = $3
-    if ($3 ~ /^\{/) {
-        cpu[n] = field($3, "server_cpu_us_per_msg")
-        if ($2 == "raw-echo" && cpu[n] != "null") raw[$1] = cpu[n]
-        if ($2 == "raw-threads" && cpu[n] != "null") rawt[$1] = cpu[n]
-        if (($2 == "tungstenite" || $2 == "fastwebsockets") && cpu[n] != "null" && cpu[n] > 0 &&
-            (!($1 in best) || cpu[n] + 0 < best[$1] + 0)) { best[$1] = cpu[n]; bestname[$1] = $2 }
-        if ($1 ~ /^idle/) {
-            rpc[n] = field($3, "rss_per_conn")
-            if (($2 == "tungstenite" || $2 == "fastwebsockets") && rpc[n] != "null" &&
-                (!($1 in bestrss) || rpc[n] + 0 < bestrss[$1] + 0)) { bestrss[$1] = rpc[n]; bestrssname[$1] = $2 }
-        }
+    k = $1 SUBSEP $2
+    if (!(k in row)) { n++; row[k] = n; scen[n] = $1; srv[n] = $2 }
+    if ($4 !~ /^\{/) { fail[k] = $4; next }
+    ok[k]++
+    for (i = 1; i <= nm; i++) {
+        v = field($4, metric[i])
+        if (v != "null") vals[k, metric[i]] = vals[k, metric[i]] " " v
     }
+    c = field($4, "server_cpu_us_per_msg")
+    if (c != "null") cpur[$1, $2, $3] = c
 }
 END {
+    # The best peer of a scenario: the lower median CPU (RSS for idle) of tungstenite and fastwebsockets.
+    for (i = 1; i <= n; i++) {
+        if (srv[i] != "tungstenite" && srv[i] != "fastwebsockets") continue
+        k = scen[i] SUBSEP srv[i]
+        v = fig(k, scen[i] ~ /^idle/ ? "rss_per_conn" : "server_cpu_us_per_msg")
+        if (v != "null" && v > 0 && (!(scen[i] in best) || v + 0 < bestv[scen[i]] + 0)) {
+            best[scen[i]] = srv[i]; bestv[scen[i]] = v
+        }
+        if (srv[i] == "tungstenite") tung[scen[i]] = 1
+    }
+    for (i = 1; i <= n; i++) {
+        if ((scen[i], "raw-echo") in ok) raw[scen[i]] = 1
+        if ((scen[i], "raw-threads") in ok) rawt[scen[i]] = 1
+    }
     print "| scenario | server | msgs/s | MB/s | p50 µs | p99 µs | p99.9 µs | server CPU % | server CPU µs/msg | CPU ×raw | CPU ×best peer | notes |"
     print "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     for (i = 1; i <= n; i++) {
-        if (j[i] !~ /^\{/) {
-            printf "| %s | %s | | | | | | | | | | %s |\n", scen[i], srv[i], j[i]
+        sc = scen[i]; sv = srv[i]; k = sc SUBSEP sv
+        if (!(k in ok)) {
+            printf "| %s | %s | | | | | | | | | | %s |\n", sc, sv, fail[k]
             continue
         }
-        x = j[i]; note = ""
-        if (scen[i] ~ /^idle/) {
-            note = "RSS/conn " kib(rpc[i])
-            if ((scen[i] in bestrss) && rpc[i] != "null" && bestrss[scen[i]] > 0)
-                note = note sprintf(" (×%.2f of %s)", rpc[i] / bestrss[scen[i]], bestrssname[scen[i]])
-            printf "| %s | %s | | | | | | | | | | %s |\n", scen[i], srv[i], note
+        note = ""
+        if ((k in fail) || (sc ~ /^echo-[0-9]/ && ok[k] < rounds))
+            note = sprintf("%d of %d rounds ran (%s)", ok[k], rounds, fail[k])
+        if (sc ~ /^idle/) {
+            r = fig(k, "rss_per_conn")
+            note = add(note, "RSS/conn " kib(r))
+            if ((sc in best) && r != "null")
+                note = note sprintf(" (×%.2f of %s)", r / bestv[sc], best[sc])
+            printf "| %s | %s | | | | | | | | | | %s |\n", sc, sv, note
             continue
         }
-        c = cpu[i]
-        xr = (c != "null" && (scen[i] in raw) && raw[scen[i]] > 0) ? sprintf("%.2f", c / raw[scen[i]]) : "–"
-        xb = (c != "null" && (scen[i] in best) && best[scen[i]] > 0) ? sprintf("%.2f (%s)", c / best[scen[i]], bestname[scen[i]]) : "–"
-        if (scen[i] ~ /^(broadcast|pubsub|slow)/) note = "deliveries; sent/s " num(field(x, "sent_per_s"), 0)
-        if ((srv[i] == "ws-std" || srv[i] == "tungstenite") && c != "null" && (scen[i] in rawt) && rawt[scen[i]] > 0)
-            note = sprintf("×raw-threads %.2f", c / rawt[scen[i]])
-        if (scen[i] ~ /^slow/) note = note "; server RSS " mib(field(x, "server_rss_growth")) " in window"
-        lc = field(x, "load_cpu_pct")
-        if (lc != "null" && lc + 0 > 90) note = note (note == "" ? "" : "; ") "load generator at " num(lc, 0) "% (tool-bound)"
-        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", scen[i], srv[i],
-            num(field(x, "msgs_per_s"), 0), num(field(x, "mb_per_s"), 1), num(field(x, "p50_us"), 0),
-            num(field(x, "p99_us"), 0), num(field(x, "p999_us"), 0), num(field(x, "server_cpu_pct"), 0),
+        c = fig(k, "server_cpu_us_per_msg")
+        xr = (sc in raw) ? ratio(sc, sv, "raw-echo") : "–"
+        xb = (sc in best) ? ratio(sc, sv, best[sc]) : "–"
+        if (xb != "–") xb = xb " " best[sc]
+        if (sc ~ /^(broadcast|pubsub|slow)/) note = add(note, "deliveries; sent/s " num(fig(k, "sent_per_s"), 0))
+        if (sv == "ws-std" && (sc in tung)) note = add(note, "×tungstenite " ratio(sc, sv, "tungstenite"))
+        if ((sv == "ws-std" || sv == "tungstenite") && (sc in rawt)) note = add(note, "×raw-threads " ratio(sc, sv, "raw-threads"))
+        if (sc ~ /^slow/) note = add(note, "server RSS " mib(fig(k, "server_rss_growth")) " in window")
+        lc = fig(k, "load_cpu_pct")
+        if (lc != "null" && lc + 0 > 90) note = add(note, "load generator at " num(lc, 0) "% (tool-bound)")
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", sc, sv,
+            num(fig(k, "msgs_per_s"), 0), num(fig(k, "mb_per_s"), 1), num(fig(k, "p50_us"), 0),
+            num(fig(k, "p99_us"), 0), num(fig(k, "p999_us"), 0), num(fig(k, "server_cpu_pct"), 0),
             num(c, 2), xr, xb, note
     }
 }' "$RESULTS")
@@ -299,7 +363,9 @@ echo "server CPU µs/msg = (utime+stime of the server over the window) / message
 echo "generator (echoes, or deliveries for broadcast/pubsub). ×raw: against raw-echo (plain TCP echo of"
 echo "the same bytes) in the same scenario; ×best peer: against the lower of tungstenite and fastwebsockets."
 echo "×raw-threads (notes of the thread-per-client servers): against raw-threads, the same echo with a thread"
-echo "per client, the limit of their model."
+echo "per client, the limit of their model; ×tungstenite (ws-std's notes): its target's ratio."
+echo "Echo scenarios: $ROUNDS rounds; figures are medians over the rounds, ratios the medians of the rounds'"
+echo "own ratios, in brackets their lowest and highest. Other scenarios: one run."
 echo "Deflate: neither peer implements permessage-deflate, so only our servers run it."
 echo "Load average (1 min) at start $load1, at end $(cut -d' ' -f1 /proc/loadavg); nice $NICE."
 if [ -n "$OUT" ]; then
