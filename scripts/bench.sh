@@ -36,7 +36,7 @@
 #                   of bench/src/main.rs.
 #
 # Numbers are only meaningful on an otherwise idle machine: the script prints
-# the load average first and warns when something else is running.
+# how busy the CPUs are first (over one second) and warns when something else runs.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -219,10 +219,23 @@ echo_rounds() {
     ROUND_LABEL=""
 }
 
+# How busy the CPUs are now, in % over one second (from /proc/stat). The load average would
+# mislead: a thread-per-client server's thousands of threads, even gone, keep it high for minutes.
+cpu_busy() {
+    local a b
+    a=$(head -n 1 /proc/stat)
+    sleep 1
+    b=$(head -n 1 /proc/stat)
+    printf '%s\n%s\n' "$a" "$b" | awk '{
+        t = 0; for (i = 2; i <= NF; i++) t += $i
+        idle = $5 + $6; tot[NR] = t; id[NR] = idle
+    } END { printf "%.0f", 100 * (1 - (id[2] - id[1]) / (tot[2] - tot[1])) }'
+}
+busy=$(cpu_busy)
 load1=$(cut -d' ' -f1 /proc/loadavg)
-echo "== $(nproc) cores, load average $load1, ulimit -n $NOFILE, nice $NICE, $ROUNDS echo rounds, logs in $WORK" >&2
-if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
-    echo "bench.sh: warning: the machine is busy (load $load1): numbers will be noisy" >&2
+echo "== $(nproc) cores, ${busy}% busy, ulimit -n $NOFILE, nice $NICE, $ROUNDS echo rounds, logs in $WORK" >&2
+if [ "$busy" -gt 10 ]; then
+    echo "bench.sh: warning: the machine is busy (${busy}% of its CPUs): numbers will be noisy" >&2
 fi
 
 echo_rounds echo-64B-c100-k1 -- --conns 100 --size 64 --inflight 1 --duration "$DUR"
@@ -367,7 +380,7 @@ echo "per client, the limit of their model; ×tungstenite (ws-std's notes): its 
 echo "Echo scenarios: $ROUNDS rounds; figures are medians over the rounds, ratios the medians of the rounds'"
 echo "own ratios, in brackets their lowest and highest. Other scenarios: one run."
 echo "Deflate: neither peer implements permessage-deflate, so only our servers run it."
-echo "Load average (1 min) at start $load1, at end $(cut -d' ' -f1 /proc/loadavg); nice $NICE."
+echo "CPUs busy before the run: ${busy}% (load average $load1); nice $NICE."
 if [ -n "$OUT" ]; then
     echo "$table" >"$OUT"
 fi
