@@ -126,7 +126,6 @@ fn words_avx2(buf: &mut [u8], from: usize, word: u64) {
 /// of its own: with the load and the store at one address there is nothing to keep apart.
 #[inline(always)]
 fn words(buf: &mut [u8], from: usize, word: u64) {
-    let key = word.to_ne_bytes();
     if from == 0 {
         let mut chunks = buf.chunks_exact_mut(32);
         for chunk in &mut chunks {
@@ -136,6 +135,7 @@ fn words(buf: &mut [u8], from: usize, word: u64) {
             }
         }
         // The tail is shorter than 32 bytes and starts at a multiple of 4: key phase 0.
+        let key = word.to_ne_bytes();
         for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
             *b ^= key[i & 3];
         }

@@ -23,7 +23,7 @@ use crate::{flush, Handle, Reader, Shared, Slot, State};
 
 /// Read buffer while a client is quiet: on the stack, so an idle client holds none. Small, since
 /// every stack page a thread ever touches stays resident: at 4 KiB an idle client costs one more
-/// page (20.0 against 15.8 KiB of RSS per idle client); 2 KiB costs none and holds a batch of
+/// page (19.8 against 15.8 KiB of RSS per idle client); 2 KiB costs none and holds a batch of
 /// pipelined small messages whole (sixteen 64-byte ones are 1,120 bytes with their headers: with
 /// 1 KiB they took two reads and a yield per batch, and 1.7× the CPU). Bigger reads borrow a
 /// pooled buffer.
